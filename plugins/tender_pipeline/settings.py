@@ -1,0 +1,90 @@
+"""Environment-driven settings, shared by the DAG, the CLI and the search API.
+
+One pydantic-settings model so every process reads the same variables the
+same way; ``.env.example`` lists them all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["local", "gemini"]
+
+
+class Settings(BaseSettings):
+    """All runtime configuration; field names map to upper-case env vars."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # where batches come from and where stages stage their output
+    incoming_uri: str = "data/incoming/"
+    staging_uri: str = "data/staging/"
+    ledger_uri: str = ""  # default: <staging_uri>/_ledger
+    quarantine_threshold: float = Field(0.20, ge=0.0, le=1.0)
+    profile: str = ""  # force a column-mapping profile; empty = detect from header
+    profiles_path: str = ""  # extra user profile files/dirs, os.pathsep-separated
+
+    # Chroma
+    chroma_host: str = ""  # empty = embedded PersistentClient under chroma_path
+    chroma_port: int = 8000
+    chroma_path: str = "data/chroma"
+    tender_collection: str = "tenders"
+
+    # models
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str = ""
+    enrich_backend: Backend | None = None
+    embed_backend: Backend | None = None
+    taxonomy_path: str = ""
+    local_embed_batch_size: int = Field(64, ge=1)
+    embed_device: str = "cpu"
+
+    # Gemini (used only by the gemini backends)
+    gemini_enrich_model: str = "gemini-2.5-flash-lite"
+    gemini_embed_model: str = "gemini-embedding-001"
+    gemini_embed_dim: int = Field(768, ge=1)
+    gemini_enrich_batch_size: int = Field(20, ge=1, le=100)
+    gemini_max_concurrency: int = Field(4, ge=1)
+    gemini_rpm: int = Field(1000, ge=1)
+    gemini_tpm: int = Field(4_000_000, ge=1)
+    gemini_timeout_s: float = Field(60.0, gt=0)
+    gemini_max_retries: int = Field(5, ge=0)
+    gemini_price_input_per_m: float = 0.10
+    gemini_price_output_per_m: float = 0.40
+    gemini_price_embed_per_m: float = 0.15
+    enrich_cache_path: str = ""  # default: <staging_uri>/_enrich_cache.sqlite
+
+    # search API
+    feedback_path: str = "data/feedback/feedback.jsonl"
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _default_backends(self) -> "Settings":
+        """Gemini when a key is set, the offline backends otherwise."""
+        default: Backend = "gemini" if self.gemini_api_key else "local"
+        if self.enrich_backend is None:
+            self.enrich_backend = default
+        if self.embed_backend is None:
+            self.embed_backend = default
+        return self
+
+    @property
+    def ledger_dir(self) -> Path:
+        return Path(self.ledger_uri) if self.ledger_uri else Path(self.staging_uri) / "_ledger"
+
+    @property
+    def enrich_cache_file(self) -> Path:
+        if self.enrich_cache_path:
+            return Path(self.enrich_cache_path)
+        return Path(self.staging_uri) / "_enrich_cache.sqlite"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()
