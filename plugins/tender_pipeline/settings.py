@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _default_backends(self) -> "Settings":
+    def _default_backends(self) -> Settings:
         """Gemini when a key is set, the offline backends otherwise."""
         default: Backend = "gemini" if self.gemini_api_key else "local"
         if self.enrich_backend is None:

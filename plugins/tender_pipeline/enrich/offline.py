@@ -63,7 +63,7 @@ class OfflineEnricher:
         }
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "OfflineEnricher":
+    def from_settings(cls, settings: Settings) -> OfflineEnricher:
         from tender_pipeline.embed import get_embedder
 
         local = settings.model_copy(update={"embed_backend": "local"})

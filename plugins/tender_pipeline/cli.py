@@ -1,0 +1,78 @@
+"""``python -m tender_pipeline``: one-off runs outside Airflow, on the same stage functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from tender_pipeline import pipeline
+from tender_pipeline.profiles import UnknownLayoutError
+from tender_pipeline.readers import UnreadableFileError
+from tender_pipeline.settings import get_settings
+from tender_pipeline.sources import SourceNotFoundError, is_s3
+from tender_pipeline.store import EmbeddingMismatchError
+from tender_pipeline.validate import BatchRejectedError
+
+USER_ERRORS = (UnknownLayoutError, UnreadableFileError, SourceNotFoundError,
+               BatchRejectedError, EmbeddingMismatchError, ValidationError)
+
+
+def _s3_client():
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _print_summary(summary: dict) -> None:
+    keys = ("files", "rows_read", "valid", "quarantined", "duplicates", "unchanged",
+            "enriched", "embedded", "upserted", "inserted", "updated", "collection_count")
+    width = max(len(k) for k in keys)
+    for key in keys:
+        print(f"{key:<{width}}  {summary.get(key)}")
+    print(f"{'seconds':<{width}}  {json.dumps(summary['seconds'])}")
+    for reason in summary.get("quarantine_reasons", []):
+        print(f"  quarantined: {reason['rows']} × {reason['reason']}")
+    print(f"{'staging':<{width}}  {summary['staging_dir']}")
+
+
+def ingest(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    run_id = "cli__" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    summary = pipeline.run_all(
+        settings, run_id, source=args.source, limit=args.limit, force=args.force,
+        profile=args.profile, s3_client=_s3_client() if is_s3(args.source) else None,
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tender_pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ingest", help="ingest a file, folder, s3:// or http(s):// source")
+    p.add_argument("source", help="path or URI of a batch file or folder")
+    p.add_argument("--limit", type=int, default=None, help="read at most N rows")
+    p.add_argument("--force", action="store_true", help="re-enrich and re-embed unchanged records")
+    p.add_argument("--profile", default=None, help="column-mapping profile (default: detect)")
+    p.add_argument("--json", action="store_true", help="print the full run summary as JSON")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return ingest(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""What gets embedded and stored as the Chroma document for a tender.
+
+Embedded text, in order (the local model reads ~256 word pieces, so the most
+telling fields come first): title; summary; sector / subsector and type;
+buyer and place; keywords; then the description. The reference id is appended
+after the description so ``where_document`` ``$contains`` finds exact
+references without it steering the embedding.
+"""
+
+from __future__ import annotations
+
+from tender_pipeline.models import EnrichedTender
+
+DESCRIPTION_CHARS = 1500
+
+
+def document_text(item: EnrichedTender) -> str:
+    """The text that is embedded and stored as the document."""
+    r, e = item.record, item.enrichment
+    place = ", ".join(p for p in (r.city, r.region, r.country) if p)
+    sector = e.sector + (f" / {e.subsector}" if e.subsector else "")
+    lines = [
+        r.title,
+        e.summary if e.summary and e.summary != r.title else "",
+        f"Sector: {sector}. Type: {e.procurement_type}.",
+        f"Buyer: {r.buyer}." if r.buyer else "",
+        f"Location: {place}." if place else "",
+        f"Keywords: {', '.join(e.keywords)}." if e.keywords else "",
+        r.description[:DESCRIPTION_CHARS],
+        f"Reference: {r.tender_id}",
+    ]
+    return "\n".join(line for line in lines if line)

@@ -1,0 +1,265 @@
+"""The five stages, each a plain function that reads and writes the run's staging folder.
+
+Airflow tasks and the CLI call these same functions. Each stage takes the
+staging folder (a reference, never records), writes its outputs atomically
+and a ``<stage>.json`` of counts and seconds, so any stage can be retried alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from tender_pipeline import sources, staging, store
+from tender_pipeline.documents import document_text
+from tender_pipeline.embed import get_embedder
+from tender_pipeline.enrich import build_enricher
+from tender_pipeline.models import EnrichedTender, TenderRecord
+from tender_pipeline.profiles import load_profiles
+from tender_pipeline.settings import Settings
+from tender_pipeline.validate import (
+    check_threshold,
+    read_files,
+    top_reasons,
+    validate_tables,
+    write_quarantine,
+)
+
+log = logging.getLogger(__name__)
+
+STAGES = ("fetch", "validate", "enrich", "embed", "upsert")
+ENRICH_CHUNK = 500
+EMBED_CHUNK = 256
+
+
+def _bar(total: int, desc: str):
+    """A progress bar on a terminal, silent in Airflow logs and tests."""
+    return tqdm(total=total, desc=desc, unit="rec", disable=not sys.stderr.isatty(), leave=False)
+
+
+@contextmanager
+def _stage(run: Path, name: str) -> Iterator[dict[str, Any]]:
+    stats: dict[str, Any] = {}
+    started = time.perf_counter()
+    yield stats
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    staging.write_json(run / f"{name}.json", stats)
+    log.info("%s: %s", name, {k: v for k, v in stats.items() if not isinstance(v, (list, dict))})
+
+
+# --------------------------------------------------------------------------- fetch
+def fetch(settings: Settings, run_id: str, *, source: str | None = None,
+          interval: tuple[datetime, datetime] | None = None, force: bool = False,
+          s3_client=None) -> str:
+    """Stage the run's batch files; returns the run's staging folder.
+
+    With ``source`` the named file/folder/URI is taken as is. Otherwise the
+    files of ``interval`` are listed under INCOMING_URI and each is claimed in
+    the ledger; files another run already claimed are skipped (unless ``force``).
+    """
+    run = staging.run_dir(settings.staging_uri, run_id)
+    with _stage(run, "fetch") as stats:
+        if source:
+            listed = sources.list_source(source, s3_client)
+            use_ledger = False
+        elif interval is not None:
+            listed = sources.list_interval(settings.incoming_uri, *interval, s3_client=s3_client)
+            use_ledger = True
+        else:
+            raise ValueError("fetch needs a source or a data interval")
+        ledger = sources.Ledger(settings.ledger_dir)
+        raw_dir = run / "raw"
+        if raw_dir.exists():  # a retry starts from a clean slate
+            for old in raw_dir.iterdir():
+                old.unlink()
+        files, skipped = [], []
+        for src in listed:
+            path = sources.download(src, raw_dir, s3_client)
+            if path is None:
+                continue
+            sha = sources.file_sha256(path)
+            if use_ledger and not force and not ledger.claim(src.uri, sha, run_id):
+                skipped.append({"uri": sources.redact(src.uri), "claimed_by": ledger.owner(src.uri, sha)})
+                path.unlink()
+                continue
+            files.append({"uri": sources.redact(src.uri), "name": src.name, "staged": path.name,
+                          "sha256": sha})
+        stats.update(run_id=run_id, files=files, skipped_files=skipped,
+                     interval=[t.isoformat() for t in interval] if interval else None,
+                     source=sources.redact(source) if source else None)
+        log.info("fetched %d file(s), skipped %d already ingested", len(files), len(skipped))
+    return str(run)
+
+
+# --------------------------------------------------------------------------- validate
+def validate(settings: Settings, run_dir: str, *, limit: int | None = None,
+             profile: str | None = None) -> str:
+    """Validate staged files into valid.jsonl and quarantine.csv; may reject the batch."""
+    run = Path(run_dir)
+    fetched = staging.read_json(run / "fetch.json")
+    with _stage(run, "validate") as stats:
+        paths = [(run / "raw" / f["staged"], f["name"]) for f in fetched["files"]]
+        tables = read_files(paths)
+        result = validate_tables(tables, load_profiles(settings.profiles_path),
+                                 profile or settings.profile, limit)
+        staging.write_jsonl(run / "valid.jsonl", result.valid)
+        quarantine_path = run / "quarantine.csv"
+        write_quarantine(quarantine_path, result.quarantine)
+        stats.update(
+            rows_read=result.rows_read, valid=len(result.valid),
+            quarantined=len(result.quarantine), duplicates=result.duplicates,
+            quarantine_reasons=top_reasons(result.quarantine), warnings=result.warnings,
+            per_file={name: vars(c) for name, c in result.per_file.items()},
+        )
+        check_threshold(result, settings.quarantine_threshold, quarantine_path)
+    return run_dir
+
+
+# --------------------------------------------------------------------------- enrich
+def _collection(settings: Settings, client=None):
+    embedder = get_embedder(settings)
+    client = client or store.get_client(settings)
+    return client, store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim)
+
+
+def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
+    """Skip records whose content hash is already indexed; enrich the rest."""
+    run = Path(run_dir)
+    with _stage(run, "enrich") as stats:
+        rows = list(staging.read_jsonl(run / "valid.jsonl"))
+        records = [TenderRecord.model_validate(r["record"]) for r in rows]
+        hashes = [r.content_hash() for r in records]
+        _, collection = _collection(settings)
+        indexed = store.existing_hashes(collection, [r.tender_id for r in records])
+        todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True))
+                if force or indexed.get(r.tender_id) != h]
+        unchanged_by_file = Counter(rows[i]["file"] for i in set(range(len(rows))) - set(todo))
+        enricher = build_enricher(settings)
+        out: list[dict] = []
+        with _bar(len(todo), "enrich") as bar:
+            for start in range(0, len(todo), ENRICH_CHUNK):
+                part = todo[start:start + ENRICH_CHUNK]
+                results = enricher.enrich([records[i] for i in part])
+                if len(results) != len(part):
+                    raise RuntimeError(f"enricher {enricher.name} returned {len(results)} for {len(part)}")
+                for i, enrichment in zip(part, results, strict=True):
+                    item = EnrichedTender(record=records[i], enrichment=enrichment, content_hash=hashes[i])
+                    out.append({"file": rows[i]["file"], "existed": records[i].tender_id in indexed,
+                                **item.model_dump(mode="json")})
+                bar.update(len(part))
+        staging.write_jsonl(run / "enriched.jsonl", out)
+        stats.update(
+            candidates=len(records), unchanged=len(records) - len(todo), enriched=len(out),
+            backend=enricher.name, usage=enricher.usage(),
+            sources=dict(Counter(o["enrichment"]["enrichment_source"] for o in out)),
+            unchanged_per_file=dict(unchanged_by_file),
+        )
+    return run_dir
+
+
+# --------------------------------------------------------------------------- embed
+def embed(settings: Settings, run_dir: str) -> str:
+    """Embed the enriched records' document text in batches into embeddings.npy."""
+    run = Path(run_dir)
+    with _stage(run, "embed") as stats:
+        items = [EnrichedTender.model_validate(row) for row in staging.read_jsonl(run / "enriched.jsonl")]
+        embedder = get_embedder(settings)
+        texts = [document_text(item) for item in items]
+        parts: list[np.ndarray] = []
+        with _bar(len(texts), "embed") as bar:
+            for start in range(0, len(texts), EMBED_CHUNK):
+                chunk = texts[start:start + EMBED_CHUNK]
+                parts.append(embedder.embed_documents(chunk))
+                bar.update(len(chunk))
+        vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+        staging.write_npy(run / "embeddings.npy", vectors)
+        usage = getattr(embedder, "usage", None)
+        stats.update(embedded=len(items), model=embedder.model_id, dim=embedder.dim,
+                     usage=usage() if callable(usage) else {})
+    return run_dir
+
+
+# --------------------------------------------------------------------------- upsert
+def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
+    """Write vectors, documents and metadata to Chroma; returns and saves the run summary."""
+    run = Path(run_dir)
+    with _stage(run, "upsert") as stats:
+        rows = list(staging.read_jsonl(run / "enriched.jsonl"))
+        items = [EnrichedTender.model_validate(row) for row in rows]
+        vectors = staging.read_npy(run / "embeddings.npy")
+        if len(vectors) != len(items):
+            raise RuntimeError(f"{len(items)} enriched records but {len(vectors)} vectors; rerun embed")
+        client, collection = _collection(settings)
+        now = datetime.now(UTC)
+        with _bar(len(items), "upsert") as bar:
+            written = store.upsert(
+                collection, [i.record.tender_id for i in items], vectors,
+                [document_text(i) for i in items], [store.to_metadata(i, now) for i in items],
+                client=client, progress=bar.update,
+            )
+        stats.update(upserted=written, inserted=sum(not r["existed"] for r in rows),
+                     updated=sum(bool(r["existed"]) for r in rows),
+                     collection_count=collection.count(),
+                     per_file=dict(Counter(r["file"] for r in rows)))
+    summary = summarize(run)
+    staging.write_json(run / "summary.json", summary)
+    log.info("run summary: %s", {k: v for k, v in summary.items() if k != "per_file"})
+    return summary
+
+
+def summarize(run: Path) -> dict[str, Any]:
+    """One record of the whole run from the stages' counts."""
+    st = {name: staging.read_json(run / f"{name}.json") for name in STAGES if (run / f"{name}.json").exists()}
+    f, v, e, m, u = (st.get(n, {}) for n in STAGES)
+    per_file: dict[str, dict[str, int]] = {}
+    inserted = Counter()
+    updated = Counter()
+    for row in staging.read_jsonl(run / "enriched.jsonl") if (run / "enriched.jsonl").exists() else []:
+        (updated if row["existed"] else inserted)[row["file"]] += 1
+    for name, counts in v.get("per_file", {}).items():
+        per_file[name] = {
+            "profile": counts["profile"], "rows": counts["rows"], "inserted": inserted[name],
+            "updated": updated[name], "unchanged": e.get("unchanged_per_file", {}).get(name, 0),
+            "duplicates": counts["duplicates"], "quarantined": counts["quarantined"],
+        }
+    return {
+        "run_id": f.get("run_id"), "files": len(f.get("files", [])),
+        "skipped_files": len(f.get("skipped_files", [])),
+        "rows_read": v.get("rows_read", 0), "valid": v.get("valid", 0),
+        "quarantined": v.get("quarantined", 0), "duplicates": v.get("duplicates", 0),
+        "unchanged": e.get("unchanged", 0), "enriched": e.get("enriched", 0),
+        "embedded": m.get("embedded", 0), "upserted": u.get("upserted", 0),
+        "inserted": u.get("inserted", 0), "updated": u.get("updated", 0),
+        "collection_count": u.get("collection_count"),
+        "enrichment_backend": e.get("backend"), "enrichment_sources": e.get("sources", {}),
+        "enrichment_usage": e.get("usage", {}), "embedding_model": m.get("model"),
+        "embedding_usage": m.get("usage", {}),
+        "quarantine_reasons": v.get("quarantine_reasons", []),
+        "seconds": {name: st[name].get("seconds") for name in st},
+        "per_file": per_file,
+        "staging_dir": str(run),
+    }
+
+
+def run_all(settings: Settings, run_id: str, *, source: str | None = None,
+            interval: tuple[datetime, datetime] | None = None, limit: int | None = None,
+            force: bool = False, profile: str | None = None, s3_client=None) -> dict[str, Any]:
+    """All five stages in one process (the CLI); Airflow runs them as separate tasks."""
+    run = fetch(settings, run_id, source=source, interval=interval, force=force, s3_client=s3_client)
+    validate(settings, run, limit=limit, profile=profile)
+    enrich(settings, run, force=force)
+    embed(settings, run)
+    return upsert(settings, run)
+
+
+__all__ = ["STAGES", "fetch", "validate", "enrich", "embed", "upsert", "run_all", "summarize"]

@@ -1,0 +1,105 @@
+"""Read a CSV or Excel batch into rows keyed by normalised header, with row numbers.
+
+Row numbers are spreadsheet-style (the header is row 1) so a user can find a
+quarantined row in the file they sent. CSV is tried as UTF-8 (with or without
+BOM) and falls back to cp1252 with a warning.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tender_pipeline.profiles import norm_header
+
+log = logging.getLogger(__name__)
+csv.field_size_limit(16 * 1024 * 1024)
+
+SUPPORTED_SUFFIXES = (".csv", ".xlsx")
+
+
+class UnreadableFileError(ValueError):
+    """A batch file that cannot be read at all (wrong type, broken workbook, empty)."""
+
+
+@dataclass
+class Table:
+    path: Path
+    headers: list[str]
+    rows: list[tuple[int, dict[str, str]]]
+    warnings: list[str] = field(default_factory=list)
+    encoding: str = "utf-8"
+
+
+def _decode(raw: bytes, label: str) -> tuple[str, str, list[str]]:
+    try:
+        return raw.decode("utf-8-sig"), "utf-8", []
+    except UnicodeDecodeError as exc:
+        warning = (f"{label}: not valid UTF-8 (byte {exc.start}); read as cp1252 — "
+                   "check accented characters")
+        log.warning(warning)
+        return raw.decode("cp1252", errors="replace"), "cp1252", [warning]
+
+
+def _keyed(headers: list[str], values: list[str]) -> dict[str, str]:
+    keys = [norm_header(h) for h in headers]
+    row = {}
+    for key, value in zip(keys, values, strict=False):
+        if key and key not in row:
+            row[key] = value
+    return row
+
+
+def read_csv(path: Path) -> Table:
+    text, encoding, warnings = _decode(path.read_bytes(), path.name)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        headers = next(reader)
+    except StopIteration:
+        raise UnreadableFileError(f"{path.name}: the file is empty (no header row)") from None
+    rows: list[tuple[int, dict[str, str]]] = []
+    for index, values in enumerate(reader, start=2):
+        if not any(v.strip() for v in values):
+            continue
+        rows.append((index, _keyed(headers, values)))
+    return Table(path, headers, rows, warnings, encoding)
+
+
+def read_xlsx(path: Path) -> Table:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a broken workbook
+        raise UnreadableFileError(f"{path.name}: not a readable .xlsx workbook ({exc})") from None
+    try:
+        values_iter: Iterator[tuple] = workbook.worksheets[0].iter_rows(values_only=True)
+        first = next(values_iter, None)
+        if first is None:
+            raise UnreadableFileError(f"{path.name}: the first sheet is empty")
+        headers = ["" if v is None else str(v) for v in first]
+        rows = []
+        for index, values in enumerate(values_iter, start=2):
+            cells = ["" if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v))
+                     for v in values]
+            if any(c.strip() for c in cells):
+                rows.append((index, _keyed(headers, cells)))
+    finally:
+        workbook.close()
+    return Table(path, headers, rows)
+
+
+def read_table(path: Path) -> Table:
+    """Read one batch file by its suffix."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv(path)
+    if suffix == ".xlsx":
+        return read_xlsx(path)
+    raise UnreadableFileError(
+        f"{path.name}: unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUPPORTED_SUFFIXES)}"
+    )

@@ -1,0 +1,135 @@
+"""The Chroma collection: client, metadata schema, incremental lookups, batched upserts.
+
+A server (``CHROMA_HOST``) in production and tests; an embedded
+``PersistentClient`` under ``CHROMA_PATH`` when no host is set. The collection
+records the embedding model and dimension it was built with, and refuses an
+embedder that differs rather than mixing vector spaces.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+
+from tender_pipeline.models import EnrichedTender
+from tender_pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MISSING_NUMBER = -1.0  # value_amount when unknown (metadata may not hold None)
+
+
+class EmbeddingMismatchError(RuntimeError):
+    """The collection was built with another embedding model or dimension."""
+
+
+def get_client(settings: Settings):
+    """HTTP client when CHROMA_HOST is set, else an embedded persistent client."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
+                                   settings=chroma_settings)
+    return chromadb.PersistentClient(path=settings.chroma_path, settings=chroma_settings)
+
+
+def open_collection(client, name: str, model_id: str, dim: int, *, create: bool = True):
+    """The tenders collection (cosine space), checked against the embedder in use."""
+    meta = {"embedding_model": model_id, "embedding_dim": dim}
+    if create:
+        collection = client.get_or_create_collection(
+            name=name, metadata=meta, configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
+    else:
+        collection = client.get_collection(name=name, embedding_function=None)
+    found = collection.metadata or {}
+    if found.get("embedding_model") != model_id or int(found.get("embedding_dim", dim)) != dim:
+        raise EmbeddingMismatchError(
+            f"collection {name!r} holds vectors from {found.get('embedding_model')!r} "
+            f"(dim {found.get('embedding_dim')}), but the configured embedder is {model_id!r} "
+            f"(dim {dim}). Use the same EMBED_BACKEND, or a new TENDER_COLLECTION and re-ingest."
+        )
+    return collection
+
+
+def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def existing_hashes(collection, ids: Iterable[str], batch: int = 1000) -> dict[str, str]:
+    """content_hash per id already in the collection (ids absent from it are left out)."""
+    found: dict[str, str] = {}
+    ids = list(ids)
+    for part in chunked(ids, batch):
+        got = collection.get(ids=list(part), include=["metadatas"])
+        for tid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+            found[tid] = (meta or {}).get("content_hash", "")
+    return found
+
+
+def date_number(value: date | None) -> int:
+    """YYYYMMDD as an int: sortable and filterable with $gte/$lte; 0 when unknown."""
+    return int(value.strftime("%Y%m%d")) if value else 0
+
+
+def to_metadata(item: EnrichedTender, ingested_at: datetime) -> dict[str, Any]:
+    """Everything a search may filter on or show; never None (Chroma rejects it)."""
+    r, e = item.record, item.enrichment
+    return {
+        "tender_id": r.tender_id,
+        "title": r.title,
+        "summary": e.summary,
+        "buyer": r.buyer,
+        "buyer_key": r.buyer.lower(),
+        "country": r.country,
+        "country_key": r.country.lower(),
+        "region": r.region,
+        "region_key": r.region.lower(),
+        "city": r.city,
+        "sector": e.sector,
+        "subsector": e.subsector,
+        "procurement_type": e.procurement_type,
+        "keywords": ", ".join(e.keywords),
+        "category": r.category,
+        "cpv_codes": " ".join(r.cpv_codes),
+        "notice_type": r.notice_type,
+        "published_date": r.published_date.isoformat() if r.published_date else "",
+        "published_num": date_number(r.published_date),
+        "closing_date": r.closing_date.isoformat() if r.closing_date else "",
+        "closing_num": date_number(r.closing_date),
+        "value_amount": float(r.value_amount) if r.value_amount is not None else MISSING_NUMBER,
+        "currency": r.currency,
+        "url": r.url,
+        "source": r.source,
+        "is_corrigendum": bool(e.is_corrigendum),
+        "enrichment_source": e.enrichment_source,
+        "content_hash": item.content_hash,
+        "ingested_at": ingested_at.astimezone(UTC).isoformat(timespec="seconds"),
+        "ingested_ts": int(ingested_at.timestamp()),
+    }
+
+
+def upsert(collection, ids: list[str], embeddings: np.ndarray, documents: list[str],
+           metadatas: list[dict[str, Any]], client=None, progress=None) -> int:
+    """Upsert in batches the server accepts; returns how many were written."""
+    limit = client.get_max_batch_size() if client is not None else 5000
+    limit = max(1, min(limit, 5000))
+    written = 0
+    for start in range(0, len(ids), limit):
+        end = start + limit
+        collection.upsert(
+            ids=ids[start:end], embeddings=embeddings[start:end],
+            documents=documents[start:end], metadatas=metadatas[start:end],
+        )
+        written += len(ids[start:end])
+        if progress:
+            progress(len(ids[start:end]))
+    return written
