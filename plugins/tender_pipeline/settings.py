@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     gemini_price_output_per_m: float = 0.40
     gemini_price_embed_per_m: float = 0.15
     enrich_cache_path: str = ""  # default: <staging_uri>/_enrich_cache.sqlite
+    gemini_api_version: str = ""  # empty = the SDK's default (v1); e.g. v1beta
+    gemini_embed_batch_size: int = Field(100, ge=1, le=100)  # the API's per-request limit is 100
+    gemini_retry_initial_s: float = Field(1.0, ge=0)  # first backoff; doubles per retry
+    gemini_retry_max_s: float = Field(60.0, ge=0)  # cap on any single wait, Retry-After included
+    gemini_retry_jitter_s: float = Field(1.0, ge=0)
+    gemini_breaker_failures: int = Field(3, ge=1)  # consecutive exhausted requests before giving up
+    gemini_max_text_chars: int = Field(2000, ge=100)  # description chars sent per tender
+    gemini_context_cache: bool = True  # explicit context cache for the system instruction
+    gemini_cache_min_tokens: int = Field(1024, ge=0)  # the model's context-cache minimum
+    gemini_cache_ttl_s: int = Field(900, ge=60)
+    gemini_price_cached_input_per_m: float = 0.025
+    gemini_price_cache_storage_per_m_hour: float = 1.0
 
     # search API
     feedback_path: str = "data/feedback/feedback.jsonl"
