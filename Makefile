@@ -1,0 +1,36 @@
+# Two commands matter: `make up` (run the product locally) and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup up down test lint bench
+
+help:
+	@echo "make up     set up .venv if needed, start Chroma + Airflow + search API, ingest the sample batch"
+	@echo "make test   the whole test suite (sets up .venv if needed)"
+	@echo "make setup  only create .venv and install the pinned requirements (idempotent)"
+	@echo "make down   stop a stack started by 'make up' (by the PIDs in .pids/)"
+	@echo "make lint   ruff"
+	@echo "make bench  the benchmarks under bench/ (JSON to stdout and bench/out/)"
+
+setup:
+	@scripts/setup.sh
+
+up: setup
+	@scripts/up.sh
+
+down:
+	@scripts/down.sh
+
+# -p no:cacheprovider: a clean clone stays clean; pytest's last line is the summary.
+test: setup
+	@scripts/install_browser.sh
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	@scripts/bench.sh

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Create .venv and install the pinned requirements. Idempotent: a stamp holding
+# the hash of the requirement files makes a second run a no-op (a few ms), so
+# `make up` and `make test` can always call it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+REQS=(requirements-torch.txt requirements.txt requirements-dev.txt)
+TORCH_CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
+stamp="$VENV/.installed"
+want=$(cat "${REQS[@]}" | sha256sum | cut -d' ' -f1)
+
+if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $VENV/bin/python ]]; then
+    echo "setup: $VENV is up to date"
+    exit 0
+fi
+
+# Python 3.11 exactly: the pins (and the Airflow image) are for 3.11.
+if [[ -z ${PYTHON:-} ]]; then
+    PYTHON=$(command -v python3.11 || command -v python3 || true)
+fi
+if ! "${PYTHON:-python3}" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    echo "setup: Python 3.11 is required (found: $("${PYTHON:-python3}" --version 2>&1 || echo none))." >&2
+    echo "       On Debian/Ubuntu: apt-get install python3.11 python3.11-venv, or set PYTHON=/path/to/python3.11" >&2
+    exit 1
+fi
+if [[ ! -x $VENV/bin/python ]]; then
+    echo "setup: creating $VENV with $PYTHON"
+    "$PYTHON" -m venv "$VENV" || {
+        echo "setup: venv creation failed; on Debian/Ubuntu: apt-get install python3.11-venv" >&2
+        exit 1
+    }
+fi
+
+pip=("$VENV/bin/python" -m pip install --disable-pip-version-check)
+start=$SECONDS
+
+# CPU torch first. Where the PyTorch CPU index is reachable (a laptop) use it;
+# where it isn't (CI here: a local CPU wheel is configured for pip) a plain
+# install finds the CPU build without a several-second network timeout.
+if curl -fsS --max-time 5 -o /dev/null "$TORCH_CPU_INDEX/torch/" 2>/dev/null; then
+    "${pip[@]}" --extra-index-url "$TORCH_CPU_INDEX" -r requirements-torch.txt
+else
+    "${pip[@]}" -r requirements-torch.txt
+fi
+"${pip[@]}" -r requirements.txt -r requirements-dev.txt
+# Fail now on a broken environment rather than deep inside a test.
+"$VENV/bin/python" -m pip check
+"$VENV/bin/python" -c 'import torch; assert not torch.version.cuda, "CUDA torch installed: remove .venv and rerun"' \
+    || { echo "setup: torch is a CUDA build; remove $VENV and rerun" >&2; exit 1; }
+
+echo "$want" > "$stamp"
+echo "setup: $VENV ready in $((SECONDS - start)) s"
