@@ -1,0 +1,66 @@
+# syntax=docker/dockerfile:1.7
+# Two production images from one file (docker-compose.yml builds both):
+#   docker build --target airflow    -t tender-airflow .     scheduler, workers, api-server, ...
+#   docker build --target search-api -t tender-search-api .  FastAPI search service, no Airflow
+# Both install CPU-only torch before anything else: sentence-transformers would
+# otherwise resolve a CUDA build several GB large.
+
+# Keep in step with requirements.txt (apache-airflow==...) and requirements-torch.txt;
+# tests/test_compose.py checks that they match.
+ARG AIRFLOW_VERSION=3.3.2
+ARG PYTHON_VERSION=3.11
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+
+# ----------------------------------------------------------------------------- Airflow
+FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION} AS airflow
+ARG AIRFLOW_VERSION
+ARG TORCH_INDEX_URL
+# The official image installs into the airflow user's site: never pip as root.
+USER airflow
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements-torch.txt requirements.txt /tmp/requirements/
+RUN pip install --index-url "${TORCH_INDEX_URL}" -r /tmp/requirements/requirements-torch.txt \
+ && pip install "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements/requirements.txt \
+ && python -c "import torch; assert not torch.version.cuda, 'CUDA torch in the image'"
+# The domain package is importable outside Airflow's plugin loading too
+# (celery workers' task processes, `python -m tender_pipeline`).
+ENV PYTHONPATH=/opt/airflow/plugins \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+
+# ----------------------------------------------------------------------------- search API
+# Build stage: a venv with the slim pinned set (search_api/requirements.txt, no Airflow).
+FROM python:${PYTHON_VERSION}-slim AS search-api-build
+ARG TORCH_INDEX_URL
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY requirements-torch.txt search_api/requirements.txt /tmp/requirements/
+RUN pip install --index-url "${TORCH_INDEX_URL}" -r /tmp/requirements/requirements-torch.txt \
+ && pip install -r /tmp/requirements/requirements.txt \
+ && python -c "import torch; assert not torch.version.cuda, 'CUDA torch in the image'" \
+ && ! python -c "import airflow" 2>/dev/null
+
+# Runtime stage: the venv and our code only, run as an unprivileged user.
+FROM python:${PYTHON_VERSION}-slim AS search-api
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin app \
+ && mkdir -p /data/feedback && chown app /data/feedback
+COPY --from=search-api-build /opt/venv /opt/venv
+COPY plugins/tender_pipeline/ /app/plugins/tender_pipeline/
+COPY search_api/ /app/search_api/
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app/plugins:/app \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    FEEDBACK_PATH=/data/feedback/feedback.jsonl
+WORKDIR /app
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+# nginx in front terminates client connections; trust its X-Forwarded-* headers.
+CMD ["uvicorn", "search_api.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*"]
