@@ -364,3 +364,27 @@ def _status_answer(fault: Status) -> tuple[int, dict[str, Any], dict[str, str]]:
         details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": fault.retry_delay}]
     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
     return fault.code, _error(fault.code, names.get(fault.code, "ERROR"), "scripted failure", details), headers
+
+
+TEST_KEY = "test-key-never-log-me-7f3a"
+
+
+def gemini_settings(base_url: str, tmp_dir: Any, **overrides: Any) -> Any:
+    """Settings for the Gemini backends against ``base_url``: fast retries, a private cache file."""
+    from tender_pipeline.settings import Settings
+
+    values: dict[str, Any] = {
+        "gemini_api_key": TEST_KEY,
+        "gemini_base_url": base_url,
+        "enrich_backend": "gemini",
+        "embed_backend": "gemini",
+        "staging_uri": str(tmp_dir),
+        "enrich_cache_path": str(tmp_dir / "enrich_cache.sqlite"),
+        "gemini_retry_initial_s": 0.01,
+        "gemini_retry_max_s": 2.0,
+        "gemini_retry_jitter_s": 0.01,
+        "gemini_max_retries": 2,
+        "gemini_timeout_s": 10.0,
+    }
+    values.update(overrides)
+    return Settings(**values)

@@ -150,6 +150,8 @@ class GeminiEnricher:
         estimate = estimate_tokens(self.instruction) + estimate_tokens(prompt)
         failure: errors.APIError | None = None
         async with run.semaphore:
+            if run.breaker_open:  # it may have opened while we queued
+                return []
             try:
                 response = await call_with_retries(
                     lambda: self._generate(run, prompt, estimate + OUTPUT_TOKENS_PER_RECORD * len(batch)),

@@ -72,5 +72,5 @@ class UsageMeter:
                              "retries", "rate_limit_wait_s")
             }
             out.update({k: float(v) for k, v in self._counts.items()})
-        out["estimated_cost_usd"] = round(self.cost_usd(), 6)
+        out["estimated_cost_usd"] = round(self.cost_usd(), 9)
         return out
