@@ -1,0 +1,1 @@
+"""Tender search service: FastAPI over the Chroma collection the pipeline fills."""

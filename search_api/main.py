@@ -1,0 +1,89 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; ``app`` is what uvicorn serves.
+
+Importing this module does no I/O: the Chroma client and the embedding model
+are set up in the lifespan (see ``services.Services``), so the service starts
+while Chroma is down and says so on /ready.
+
+Run: ``uvicorn search_api.main:app`` (with ``plugins/`` on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from search_api.chroma import ChromaUnavailable
+from search_api.metrics import Metrics, MetricsMiddleware
+from search_api.routers import feedback, ops, search, tenders, web
+from search_api.services import ModelNotReady, Services
+from search_api.settings import ApiSettings, get_api_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Search the tenders indexed by the `tender_ingest` DAG: hybrid (vector + lexical) ranking with
+filters, a tender by id, feedback, operations endpoints and a web page at `/`.
+
+Errors are JSON: `{"error": <code>, "detail": <message or validation errors>}`."""
+
+
+def _error(status: int, code: str, detail) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """A new app; settings default to the environment (read when the app starts)."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        services = Services(settings or get_api_settings(), metrics)
+        app.state.services = services
+        services.start()
+        yield
+        services.close()
+
+    app = FastAPI(title="Tender search API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    origins = (settings or _env_settings_for_cors()).cors_origins
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type"])
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        return _error(422, "invalid_request", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, exc.detail)
+
+    @app.exception_handler(ChromaUnavailable)
+    async def chroma_down(_: Request, exc: ChromaUnavailable) -> JSONResponse:
+        return _error(503, "chroma_unavailable", str(exc))
+
+    @app.exception_handler(ModelNotReady)
+    async def model_down(_: Request, exc: ModelNotReady) -> JSONResponse:
+        return _error(503, "model_unavailable", str(exc))
+
+    for module in (search, tenders, feedback, ops, web):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    return app
+
+
+def _env_settings_for_cors() -> ApiSettings:
+    """CORS middleware must be added before startup, so read the env here (no I/O)."""
+    return get_api_settings()
+
+
+app = create_app()

@@ -1,0 +1,169 @@
+"""Request and response schemas (pydantic), with the examples /docs shows."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCORE_MEANING = (
+    "Relevance in [0, 1], higher is better: "
+    "`w × cosine similarity of query and notice embeddings (clamped at 0)` + "
+    "`(1 − w) × lexical match` (the IDF-weighted share of the query's terms found in the notice; terms in "
+    "title, buyer, place or reference count fully, elsewhere in the text partly; an exact reference number "
+    "counts as a full match) + a small bonus when the notice is in the sector the query points at, capped "
+    "at 1. `w` is RANK_VECTOR_WEIGHT (default 0.55). Scores compare results of one query; they are not "
+    "calibrated probabilities."
+)
+
+
+class SearchParams(BaseModel):
+    """Query and filters; the same fields for GET (query string) and POST (JSON body)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"q": "road rehabilitation", "limit": 10, "country": "Pakistan", "open_only": True},
+        {"q": "PK-NHA-2026-1002"},
+    ]})
+
+    q: str = Field(min_length=1, max_length=500, description="Free-text query (1–500 characters).",
+                   examples=["hospital beds and patient monitors"])
+    limit: int = Field(20, ge=1, le=100, description="Results per page (1–100).")
+    offset: int = Field(0, ge=0, le=1000, description="Results to skip (pagination over the ranked list).")
+    country: str | None = Field(None, max_length=200, description="Country, case-insensitive exact match.",
+                                examples=["Ghana"])
+    region: str | None = Field(None, max_length=200, description="Region/state, case-insensitive exact match.",
+                               examples=["Assam"])
+    sector: str | None = Field(None, max_length=200, description="Sector label, case-insensitive exact match.",
+                               examples=["Construction work"])
+    procurement_type: str | None = Field(None, max_length=50, description="Works, Supply or Services "
+                                         "(case-insensitive; 'goods' means Supply).", examples=["Works"])
+    buyer: str | None = Field(None, max_length=300, description="Buyer name or part of it (e.g. an "
+                              "acronym), case-insensitive.", examples=["TfL"])
+    closing_after: date | None = Field(None, description="Closing on or after this ISO date.",
+                                       examples=["2026-12-01"])
+    closing_before: date | None = Field(None, description="Closing on or before this ISO date.",
+                                        examples=["2027-01-31"])
+    min_value: float | None = Field(None, ge=0, description="Minimum estimated value (notices with no "
+                                    "value are excluded when set).", examples=[100000])
+    max_value: float | None = Field(None, ge=0, description="Maximum estimated value (notices with no "
+                                    "value are excluded when set).", examples=[5000000])
+    include_corrigendum: bool = Field(True, description="Include corrigenda/addenda notices.")
+    open_only: bool = Field(False, description="Only notices whose closing date is today or later "
+                            "(unknown closing dates are excluded).")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SearchParams:
+        if not self.q.strip():
+            raise ValueError("q must contain a non-space character")
+        if self.closing_after and self.closing_before and self.closing_after > self.closing_before:
+            raise ValueError("closing_after is later than closing_before")
+        if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
+            raise ValueError("min_value is larger than max_value")
+        return self
+
+
+class TenderFields(BaseModel):
+    """What a result card shows."""
+
+    id: str = Field(examples=["PK-NHA-2026-1002"])
+    title: str = Field(examples=["Consultancy for design and supervision of R71 road"])
+    summary: str = ""
+    buyer: str = Field("", examples=["National Highway Authority (NHA)"])
+    country: str = Field("", examples=["Pakistan"])
+    region: str = Field("", examples=["Islamabad Capital Territory"])
+    city: str = Field("", examples=["Islamabad"])
+    sector: str = Field("", examples=["Architectural, construction, engineering and inspection services"])
+    subsector: str = ""
+    procurement_type: str = Field("", examples=["Services"])
+    closing_date: date | None = Field(None, examples=["2026-12-11"])
+    value_amount: float | None = Field(None, description="Estimated value; null when unknown.",
+                                       examples=[47683000.0])
+    currency: str = Field("", examples=["PKR"])
+    url: str = Field("", examples=["https://tenders.example.org/pk/PK-NHA-2026-1002"])
+    is_corrigendum: bool = False
+
+
+class SearchResult(TenderFields):
+    score: float = Field(ge=0, le=1, description=SCORE_MEANING, examples=[0.82])
+
+
+class SearchResponse(BaseModel):
+    query: str = Field(examples=["NHA road consultancy"])
+    took_ms: float = Field(description="Server time for the search in milliseconds.", examples=[42.5])
+    total_candidates: int = Field(description="Ranked candidates available for paging (an over-fetch, "
+                                  "not the number of matching notices).", examples=[150])
+    sector_preference: str | None = Field(None, description="Sector the query seems to point at (used "
+                                          "only as a soft boost, never as a filter).")
+    results: list[SearchResult]
+
+
+class Tender(TenderFields):
+    """The full stored record of one tender."""
+
+    keywords: list[str] = Field(default_factory=list)
+    category: str = ""
+    cpv_codes: list[str] = Field(default_factory=list)
+    notice_type: str = ""
+    published_date: date | None = None
+    source: str = ""
+    enrichment_source: str = ""
+    ingested_at: str = ""
+    document: str = Field("", description="The text that was embedded.")
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "solar street lights", "result_id": "IN-GUWA-2026-1001", "rating": 1, "position": 0,
+         "session_id": "b3f1c2", "comment": "exactly what I needed"},
+    ]})
+
+    query: str = Field(min_length=1, max_length=500)
+    result_id: str = Field(min_length=1, max_length=256)
+    rating: Literal[1, -1] = Field(description="1 = relevant (thumbs up), -1 = not relevant.")
+    position: int | None = Field(None, ge=0, le=10_000, description="0-based rank the result was shown at.")
+    session_id: str | None = Field(None, max_length=100)
+    comment: str | None = Field(None, max_length=2000)
+
+
+class FeedbackAck(BaseModel):
+    status: Literal["recorded"] = "recorded"
+    received_at: str = Field(examples=["2026-11-28T20:00:00Z"])
+
+
+class FeedbackCount(BaseModel):
+    query: str
+    result_id: str
+    up: int
+    down: int
+
+
+class FeedbackSummary(BaseModel):
+    total: int = Field(description="Valid feedback lines in the file.")
+    queries: int = Field(description="Distinct (normalised) queries.")
+    items: list[FeedbackCount] = Field(description="Counts per query and result, most feedback first.")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(examples=["chroma_unavailable"])
+    detail: str | list = Field(examples=["Chroma at 127.0.0.1:8000 unavailable: connection refused"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    ready: bool
+    chroma: str = Field(description="'ok' or the reason Chroma is not usable.")
+    embedder: str = Field(description="'ok', 'loading' or the load error.")
+    collection: str
+
+
+class Stats(BaseModel):
+    documents: int
+    last_ingest: str | None = Field(None, description="Latest ingested_at (UTC ISO) in the collection.")
+    sectors: dict[str, int]
+    countries: dict[str, int]
+    procurement_types: dict[str, int] = Field(default_factory=dict)
+    computed_at: str

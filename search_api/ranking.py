@@ -1,0 +1,143 @@
+"""Hybrid re-ranking: vector similarity fused with lexical evidence from the candidates.
+
+Open-source Chroma has no server-side BM25, so the service over-fetches
+candidates (by vector, plus notices that literally contain the query's exact
+terms) and scores each one here:
+
+    score = w * max(cos, 0) + (1 - w) * lexical + sector_bonus      (capped at 1)
+
+``lexical`` is the IDF-weighted share of the query's terms found in the
+notice — a term in the title, buyer, place or reference counts 1, elsewhere
+in the text ``BODY_WEIGHT`` — with IDF taken over the candidate pool. A
+notice whose reference equals a query token is an exact hit and scores 1.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+_TOKEN = re.compile(r"[^\W_]+(?:[-/.][^\W_]+)*")
+_PART = re.compile(r"[^\W_]+")
+STOPWORDS = frozenset(
+    "a an and are as at be by for from in into is of on or per the to with via this that these those "
+    "tender tenders notice notices bid bids contract contracts procurement rfq rfp request".split()
+)
+BODY_WEIGHT = 0.6  # a term found only in summary/keywords/description
+STRONG_FIELDS = ("title", "buyer", "city", "region", "country", "tender_id")
+
+
+def stem(token: str) -> str:
+    """Tiny plural folding so 'hospitals' matches 'hospital' (no language model needed)."""
+    if len(token) > 4 and token.endswith("ies"):
+        return token[:-3] + "y"
+    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        return token[:-1]
+    return token
+
+
+def words(text: str) -> set[str]:
+    """Lower-cased, plural-folded word parts of a text (a reference splits into its parts)."""
+    return {stem(p) for p in _PART.findall(text.lower())}
+
+
+def query_terms(query: str) -> list[str]:
+    """The query's distinct content terms, in order."""
+    seen: dict[str, None] = {}
+    for part in _PART.findall(query.lower()):
+        if part not in STOPWORDS and (len(part) > 1 or part.isdigit()):
+            seen.setdefault(stem(part), None)
+    return list(seen)
+
+
+def compound_tokens(query: str) -> list[str]:
+    """Whole tokens as typed, references kept intact (e.g. 'PK-NHA-2026-1002')."""
+    return _TOKEN.findall(query)
+
+
+def is_distinctive(token: str) -> bool:
+    """Reference-like (has a digit or a separator), an acronym (2+ capitals) or a capitalised name."""
+    if any(c.isdigit() for c in token) or any(c in "-/." for c in token):
+        return len(token) >= 3
+    upper = sum(c.isupper() for c in token)
+    return (upper >= 2 and len(token) >= 2) or (token[:1].isupper() and len(token) >= 4)
+
+
+def exact_terms(query: str, limit: int) -> list[str]:
+    """Terms worth a where_document $contains lookup: distinctive ones first, then the longest words."""
+    tokens = [t for t in dict.fromkeys(compound_tokens(query)) if t.lower() not in STOPWORDS]
+    distinctive = [t for t in tokens if is_distinctive(t)]
+    rest = sorted((t for t in tokens if t not in distinctive and len(t) >= 5), key=len, reverse=True)
+    return (distinctive + rest)[:limit]
+
+
+def case_variants(term: str) -> list[str]:
+    """$contains is case-sensitive: the spellings a notice is likely to use."""
+    if any(c.isdigit() for c in term) or (sum(c.isupper() for c in term) >= 2 and len(term) <= 6):
+        variants = [term, term.upper()]
+    else:
+        variants = [term, term.lower(), term.capitalize(), term.title(), term.upper()]
+    return list(dict.fromkeys(variants))
+
+
+@dataclass
+class Candidate:
+    id: str
+    cosine: float
+    metadata: dict
+    document: str
+    strong: set[str] = field(default_factory=set)
+    body: set[str] = field(default_factory=set)
+    lexical: float = 0.0
+    exact: bool = False
+    sector_match: bool = False
+    score: float = 0.0
+
+    def __post_init__(self) -> None:
+        meta = self.metadata
+        self.strong = words(" ".join(str(meta.get(f, "")) for f in STRONG_FIELDS))
+        self.body = words(self.document) | words(str(meta.get("keywords", "")))
+
+
+def lexical_scores(candidates: list[Candidate], terms: list[str]) -> None:
+    """Fill ``lexical`` in place: IDF-weighted share of query terms (IDF over the pool)."""
+    if not terms or not candidates:
+        return
+    n = len(candidates)
+    idf = {}
+    for t in terms:
+        df = sum(1 for c in candidates if t in c.strong or t in c.body)
+        idf[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    total = sum(idf.values()) or 1.0
+    for c in candidates:
+        got = 0.0
+        for t in terms:
+            if t in c.strong:
+                got += idf[t]
+            elif t in c.body:
+                got += BODY_WEIGHT * idf[t]
+        c.lexical = got / total
+
+
+def mark_exact(candidates: Iterable[Candidate], query: str) -> None:
+    """A notice whose reference is typed in the query is an exact hit."""
+    typed = {t.lower() for t in compound_tokens(query)}
+    for c in candidates:
+        c.exact = c.id.lower() in typed
+
+
+def fuse(candidates: list[Candidate], query: str, vector_weight: float, sector: str | None,
+         sector_bonus: float) -> list[Candidate]:
+    """Score and sort the pool (best first); ties go to the closer vector."""
+    lexical_scores(candidates, query_terms(query))
+    mark_exact(candidates, query)
+    for c in candidates:
+        c.sector_match = bool(sector) and c.metadata.get("sector") == sector
+        if c.exact:
+            c.score = 1.0
+            continue
+        raw = vector_weight * max(c.cosine, 0.0) + (1 - vector_weight) * c.lexical
+        c.score = min(1.0, raw + (sector_bonus if c.sector_match else 0.0))
+    return sorted(candidates, key=lambda c: (c.exact, c.score, c.cosine), reverse=True)

@@ -1,0 +1,49 @@
+"""Operations: /health, /ready, /stats, /metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from search_api.deps import ServicesDep, with_collection
+from search_api.models import ErrorBody, Health, Ready, Stats
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Health, summary="Liveness: the process answers")
+def health() -> Health:
+    return Health()
+
+
+@router.get("/ready", response_model=Ready, summary="Readiness: Chroma reachable, collection present, model loaded",
+            responses={503: {"model": Ready, "description": "Not ready; the fields say why."}})
+def ready(services: ServicesDep) -> Response:
+    ok, reason = services.chroma.check()
+    model = services.model_status
+    body = Ready(ready=ok and model == "ok", chroma="ok" if ok else reason, embedder=model,
+                 collection=services.settings.tender_collection)
+    services.metrics.ready.set(1 if body.ready else 0)
+    return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+
+@router.get("/stats", response_model=Stats, summary="Collection statistics",
+            description="Document count, last ingest time and counts per sector, country and procurement type. "
+                        "Computed by scanning metadata and cached for STATS_TTL_S seconds.",
+            responses={503: {"model": ErrorBody, "description": "Chroma unavailable."}})
+def stats(services: ServicesDep) -> Stats:
+    facts = with_collection(services, services.catalog.get)
+    return Stats(documents=facts.documents, last_ingest=facts.last_ingest,
+                 sectors=dict(facts.sectors.most_common()), countries=dict(facts.countries.most_common()),
+                 procurement_types=dict(facts.procurement_types.most_common()),
+                 computed_at=datetime.fromtimestamp(facts.computed_at, UTC).isoformat(timespec="seconds"))
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "search_api_requests_total{...} 3.0"}},
+                             "description": "Request counts, latency histograms, search stage timings."}})
+def metrics(services: ServicesDep) -> Response:
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,90 @@
+"""Everything a request needs, built by the app's lifespan and reached through dependencies.
+
+Nothing here does I/O when constructed. ``start()`` loads the embedding model
+in a background thread — the model takes ~9 s to load, and we would rather
+answer /health at once and report "loading" on /ready than hold startup — and
+tries a first Chroma connection. A search that arrives during the load waits
+for it (up to ``EMBED_WAIT_S``) instead of failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from fastapi import Request
+
+from search_api.catalog import Catalog
+from search_api.chroma import ChromaGateway, ChromaUnavailable
+from search_api.feedback import FeedbackLog
+from search_api.intent import SectorIntent
+from search_api.metrics import Metrics
+from search_api.search import Searcher
+from search_api.settings import ApiSettings
+from tender_pipeline.embed import get_embedder
+
+log = logging.getLogger(__name__)
+EMBED_WAIT_S = 60.0
+
+
+class ModelNotReady(RuntimeError):
+    """The embedding model failed to load or is still loading after EMBED_WAIT_S."""
+
+
+class Services:
+    def __init__(self, settings: ApiSettings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.embedder = get_embedder(settings)  # constructing loads nothing
+        self.chroma = ChromaGateway(settings, self.embedder)
+        self.intent = SectorIntent(self.embedder, settings.taxonomy_path)
+        self.searcher = Searcher(settings, self.embedder, self.intent)
+        self.catalog = Catalog(settings.stats_ttl_s)
+        self.feedback = FeedbackLog(settings.feedback_path)
+        self._model_ready = threading.Event()
+        self.model_error = ""
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------
+    def start(self) -> None:
+        if not self.settings.warm_embedder:
+            self._model_ready.set()
+            return
+        self._thread = threading.Thread(target=self._warm, name="embedder-warmup", daemon=True)
+        self._thread.start()
+
+    def _warm(self) -> None:
+        try:
+            self.embedder.embed_queries(["warm-up"])  # loads the local model / checks the Gemini route
+            self.intent.warm()
+        except Exception as exc:
+            self.model_error = f"embedding model failed to load: {exc}"
+            log.exception("embedder warm-up failed")
+        finally:
+            self._model_ready.set()
+        try:
+            self.chroma.collection()
+        except ChromaUnavailable:
+            pass  # reported on /ready; reconnects lazily
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=0.1)
+
+    # --- state ----------------------------------------------------------
+    @property
+    def model_status(self) -> str:
+        if not self._model_ready.is_set():
+            return "loading"
+        return self.model_error or "ok"
+
+    def wait_for_model(self) -> None:
+        if not self._model_ready.wait(EMBED_WAIT_S):
+            raise ModelNotReady("the embedding model is still loading; retry shortly")
+        if self.model_error:
+            raise ModelNotReady(self.model_error)
+
+
+def get_services(request: Request) -> Services:
+    """Dependency: the app's services (created in its lifespan)."""
+    return request.app.state.services

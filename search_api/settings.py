@@ -1,0 +1,35 @@
+"""Search-service settings: the shared pipeline settings plus a few ranking and runtime knobs.
+
+Every field is read from the environment (pydantic-settings), so the API and
+the DAG agree on ``CHROMA_HOST``, ``TENDER_COLLECTION``, ``EMBED_BACKEND`` ...
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from tender_pipeline.settings import Settings
+
+
+class ApiSettings(Settings):
+    """Settings for the search API (env vars are the upper-case field names)."""
+
+    # candidate generation
+    search_candidates: int = Field(150, ge=10, le=1000)  # vector over-fetch before re-ranking
+    search_term_candidates: int = Field(40, ge=0, le=500)  # per exact term via where_document
+    search_max_terms: int = Field(4, ge=0, le=10)  # exact terms that get their own candidate query
+    # fusion weights (steered with bench/relevance.py)
+    rank_vector_weight: float = Field(0.55, ge=0, le=1)
+    rank_sector_bonus: float = Field(0.04, ge=0, le=0.2)
+    # runtime
+    warm_embedder: bool = True  # load the embedding model in the background at startup
+    stats_ttl_s: float = Field(60.0, ge=0)  # /stats and facet cache lifetime
+    chroma_retry_s: float = Field(2.0, ge=0)  # minimum pause between reconnect attempts
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    """Process-wide settings from the environment."""
+    return ApiSettings()
