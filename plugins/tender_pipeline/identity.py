@@ -1,0 +1,152 @@
+"""Tender identity: content-derived ids, amendment references and linking amendments.
+
+Ids are ``<profile id_prefix><native id>``. A file without a usable native id
+gets a **content-derived id**: ``<id_prefix>h-`` + the first 16 hex digits of
+SHA-1 over the profile's ``content_id`` columns, each cleaned (HTML entities,
+whitespace) and lower-cased, joined by U+001F. The same notice re-sent with the
+same values gets the same id in every batch; a change to any of those columns
+makes a new one (that is the price of a source that publishes no id).
+
+An **amendment** (corrigendum, addendum, erratum, "amended", ...) that carries
+its own id but cites another notice — "ADDENDUM TO RFP No. PPP01/2024-25 ..." —
+is linked to the notice it amends when the cited reference, with the same id
+prefix, is the id of a notice in the same batch or already in the index. The
+amendment then takes the original's id (so the two are one search result), keeps
+the original's values where its own are blank, and is counted as a new version.
+Only references that look like ids (contain a digit, 4+ characters, after
+"no", "number", "ref", "bid", "tender", "rfq", "rfp", "rfb") are matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tender_pipeline.normalize import clean_text
+
+CONTENT_ID_MARK = "h-"
+AMENDMENT = re.compile(
+    r"\b(corrigend\w*|addend\w*|amendment|amended|erratum|errata)\b", re.IGNORECASE
+)
+_REFERENCE = re.compile(
+    r"\b(?:no|nr|number|ref(?:erence)?|bid|tender|rfq|rfp|rfb)\b\.?\s*[:#]?\s*(?:no\.?|nr\.?)?\s*[:#]?\s*"
+    r"([A-Z0-9][A-Z0-9/\-.]*\d[A-Z0-9/\-.]*)",
+    re.IGNORECASE,
+)
+
+
+def content_id(prefix: str, values: Iterable[Any]) -> str:
+    """``<prefix>h-<16 hex>`` from the cleaned, lower-cased values (see module docstring)."""
+    blob = "\x1f".join(clean_text(v).lower() for v in values)
+    return f"{prefix}{CONTENT_ID_MARK}{hashlib.sha1(blob.encode('utf-8')).hexdigest()[:16]}"
+
+
+def is_amendment(record: dict[str, Any]) -> bool:
+    """True when the notice says it amends another (title or notice type)."""
+    text = f"{record.get('title', '')} {record.get('notice_type', '')}"
+    return bool(AMENDMENT.search(text))
+
+
+def cited_references(title: str) -> list[str]:
+    """Reference numbers an amendment's title cites, in order."""
+    refs = [m.rstrip(".-/") for m in _REFERENCE.findall(title or "")]
+    return [r for r in dict.fromkeys(refs) if len(r) >= 4]
+
+
+def _prefix_of(tender_id: str) -> str:
+    """The source prefix of an id: everything up to and including the last ':' (or '')."""
+    return tender_id[: tender_id.rfind(":") + 1] if ":" in tender_id else ""
+
+
+def amended_id(record: dict[str, Any], exists: Callable[[list[str]], set[str]]) -> str | None:
+    """The id of the notice this amendment cites, when ``exists`` knows it; else None."""
+    if not is_amendment(record):
+        return None
+    own = record["tender_id"]
+    prefix = _prefix_of(own)
+    candidates = [f"{prefix}{ref}" for ref in cited_references(record.get("title", ""))]
+    candidates = [c for c in candidates if c.lower() != own.lower()]
+    if not candidates:
+        return None
+    found = exists(candidates)
+    return next((c for c in candidates if c in found), None)
+
+
+def merge_amendment(original: dict[str, Any], amendment: dict[str, Any]) -> dict[str, Any]:
+    """The amendment's values, with the original's filling what the amendment leaves blank."""
+    merged = dict(original)
+    for key, value in amendment.items():
+        if value not in ("", None, []):
+            merged[key] = value
+    merged["tender_id"] = original["tender_id"]
+    return merged
+
+
+def link_in_batch(items: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Link amendments to originals in the same validated batch.
+
+    ``items`` are validate's ``{"file", "row", "record"}`` dicts (ids unique).
+    Returns the new list — each linked amendment merged into its original's id,
+    at the amendment's position — and the superseded originals (to be counted
+    as duplicates of their file).
+    """
+    index = {item["record"]["tender_id"]: pos for pos, item in enumerate(items)}
+    superseded: set[int] = set()
+    for pos, item in enumerate(items):
+        if pos in superseded:
+            continue
+        record = item["record"]
+        target = amended_id(record, lambda ids: {i for i in ids if i in index and index[i] not in superseded})
+        if target is None:
+            continue
+        orig_pos = index[target]
+        if orig_pos == pos:
+            continue
+        item["record"] = merge_amendment(items[orig_pos]["record"], record)
+        superseded.add(orig_pos)
+        index[target] = pos
+        index.pop(record["tender_id"], None)
+    kept = [item for pos, item in enumerate(items) if pos not in superseded]
+    return kept, [items[pos] for pos in sorted(superseded)]
+
+
+def link_to_index(records: list, exists: Callable[[list[str]], set[str]]) -> list:
+    """Give a new amendment the id of the indexed notice it cites (``TenderRecord`` list).
+
+    Only when the amendment's own id is not indexed yet and no other record of
+    the batch already carries the cited id, so ids stay unique within a batch.
+    """
+    batch_ids = {r.tender_id for r in records}
+    amendments = [(i, r) for i, r in enumerate(records) if is_amendment(r.model_dump())]
+    if not amendments:
+        return records
+    already = exists([r.tender_id for _, r in amendments])
+    out = list(records)
+    for i, record in amendments:
+        if record.tender_id in already:
+            continue
+        target = amended_id(record.model_dump(), exists)
+        if target and target not in batch_ids:
+            out[i] = record.model_copy(update={"tender_id": target})
+            batch_ids.add(target)
+    return out
+
+
+def next_version(previous: dict | None, content_hash: str) -> int:
+    """Version number of a record about to be written: 1 when new, +1 when its content changed.
+
+    Re-writing unchanged content (a rerun, ``--force``) keeps the number, so counting is idempotent.
+    """
+    if not previous:
+        return 1
+    versions = int(previous.get("versions") or 1)
+    return versions if previous.get("content_hash") == content_hash else versions + 1
+
+
+def with_versions(metadata: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Chroma metadata plus ``versions``; ``is_corrigendum`` stays set once a tender was amended."""
+    metadata["versions"] = int(row.get("versions") or 1)
+    metadata["is_corrigendum"] = bool(metadata.get("is_corrigendum") or row.get("was_corrigendum"))
+    return metadata
