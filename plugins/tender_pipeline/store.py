@@ -75,6 +75,19 @@ def existing_hashes(collection, ids: Iterable[str], batch: int = 1000) -> dict[s
     return found
 
 
+def existing_state(collection, ids: Iterable[str], batch: int = 1000) -> dict[str, dict[str, Any]]:
+    """content_hash, versions and is_corrigendum per id already in the collection."""
+    found: dict[str, dict[str, Any]] = {}
+    for part in chunked(list(ids), batch):
+        got = collection.get(ids=list(part), include=["metadatas"])
+        for tid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+            meta = meta or {}
+            found[tid] = {"content_hash": meta.get("content_hash", ""),
+                          "versions": int(meta.get("versions") or 1),
+                          "is_corrigendum": bool(meta.get("is_corrigendum", False))}
+    return found
+
+
 def date_number(value: date | None) -> int:
     """YYYYMMDD as an int: sortable and filterable with $gte/$lte; 0 when unknown."""
     return int(value.strftime("%Y%m%d")) if value else 0
