@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from tender_pipeline import sources, staging, store
+from tender_pipeline import identity, sources, staging, store
 from tender_pipeline.documents import document_text
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
@@ -138,9 +138,11 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
     with _stage(run, "enrich") as stats:
         rows = list(staging.read_jsonl(run / "valid.jsonl"))
         records = [TenderRecord.model_validate(r["record"]) for r in rows]
-        hashes = [r.content_hash() for r in records]
         _, collection = _collection(settings)
-        indexed = store.existing_hashes(collection, [r.tender_id for r in records])
+        records = identity.link_to_index(records, lambda ids: set(store.existing_hashes(collection, ids)))
+        hashes = [r.content_hash() for r in records]
+        state = store.existing_state(collection, [r.tender_id for r in records])
+        indexed = {tid: s["content_hash"] for tid, s in state.items()}
         todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True))
                 if force or indexed.get(r.tender_id) != h]
         unchanged_by_file = Counter(rows[i]["file"] for i in set(range(len(rows))) - set(todo))
@@ -154,7 +156,10 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
                     raise RuntimeError(f"enricher {enricher.name} returned {len(results)} for {len(part)}")
                 for i, enrichment in zip(part, results, strict=True):
                     item = EnrichedTender(record=records[i], enrichment=enrichment, content_hash=hashes[i])
+                    prev = state.get(records[i].tender_id)
                     out.append({"file": rows[i]["file"], "existed": records[i].tender_id in indexed,
+                                "versions": identity.next_version(prev, hashes[i]),
+                                "was_corrigendum": bool(prev and prev["is_corrigendum"]),
                                 **item.model_dump(mode="json")})
                 bar.update(len(part))
         staging.write_jsonl(run / "enriched.jsonl", out)
@@ -204,7 +209,8 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
         with _bar(len(items), "upsert") as bar:
             written = store.upsert(
                 collection, [i.record.tender_id for i in items], vectors,
-                [document_text(i) for i in items], [store.to_metadata(i, now) for i in items],
+                [document_text(i) for i in items],
+                [identity.with_versions(store.to_metadata(i, now), r) for i, r in zip(items, rows, strict=True)],
                 client=client, progress=bar.update,
             )
         stats.update(upserted=written, inserted=sum(not r["existed"] for r in rows),

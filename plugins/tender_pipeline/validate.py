@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from tender_pipeline import identity
 from tender_pipeline.models import TenderRecord
 from tender_pipeline.profiles import Profile, detect_profile, get_profile
 from tender_pipeline.readers import Table, UnreadableFileError, read_table
@@ -109,6 +110,10 @@ def validate_tables(tables: list[tuple[Table, str]], profiles: dict[str, Profile
             result.valid.append(item)
             counts.valid += 1
     result.valid = [v for v in result.valid if v is not None]
+    result.valid, superseded = identity.link_in_batch(result.valid)
+    for item in superseded:  # an original replaced by its amendment in this batch
+        result.per_file[item["file"]].valid -= 1
+        result.per_file[item["file"]].duplicates += 1
     return result
 
 
