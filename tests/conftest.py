@@ -1,0 +1,59 @@
+"""Test-wide setup: an isolated Airflow home (set before anything imports Airflow) and shared fixtures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+SAMPLE_CSV = FIXTURES / "sample_tenders.csv"
+
+# Airflow reads its configuration at import time, so the home must exist first.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="tender-airflow-"))
+os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# the offline backends are what tests exercise unless a test opts into Gemini
+os.environ.pop("GEMINI_API_KEY", None)
+
+
+@pytest.fixture(scope="session")
+def chroma(tmp_path_factory) -> tuple[str, int]:
+    """One real `chroma run` server for the session; tests use their own collections."""
+    from tests.services import chroma_server
+
+    with chroma_server(tmp_path_factory.mktemp("chroma") / "data") as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def sample_csv() -> Path:
+    return SAMPLE_CSV
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB in the session's Airflow home (dag.test needs one)."""
+    import subprocess
+    import sys
+
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture(scope="session")
+def tender_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags["tender_ingest"]
