@@ -143,10 +143,13 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
         hashes = [r.content_hash() for r in records]
         state = store.existing_state(collection, [r.tender_id for r in records])
         indexed = {tid: s["content_hash"] for tid, s in state.items()}
-        todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True))
-                if force or indexed.get(r.tender_id) != h]
-        unchanged_by_file = Counter(rows[i]["file"] for i in set(range(len(rows))) - set(todo))
         enricher = build_enricher(settings)
+        # a record the model could not enrich last time (offline fallback) gets another try
+        retry_fallback = enricher.name != "local"
+        todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True))
+                if force or indexed.get(r.tender_id) != h
+                or (retry_fallback and state[r.tender_id]["enrichment_source"] == "fallback")]
+        unchanged_by_file = Counter(rows[i]["file"] for i in set(range(len(rows))) - set(todo))
         out: list[dict] = []
         with _bar(len(todo), "enrich") as bar:
             for start in range(0, len(todo), ENRICH_CHUNK):

@@ -84,7 +84,8 @@ def existing_state(collection, ids: Iterable[str], batch: int = 1000) -> dict[st
             meta = meta or {}
             found[tid] = {"content_hash": meta.get("content_hash", ""),
                           "versions": int(meta.get("versions") or 1),
-                          "is_corrigendum": bool(meta.get("is_corrigendum", False))}
+                          "is_corrigendum": bool(meta.get("is_corrigendum", False)),
+                          "enrichment_source": meta.get("enrichment_source", "")}
     return found
 
 
