@@ -33,7 +33,7 @@ if [[ ! -x $VENV/bin/python ]]; then
     }
 fi
 
-pip=("$VENV/bin/python" -m pip install --disable-pip-version-check)
+pip=("$VENV/bin/python" -m pip install --disable-pip-version-check --quiet)
 start=$SECONDS
 
 # CPU torch first. Where the PyTorch CPU index is reachable (a laptop) use it;

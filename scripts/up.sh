@@ -44,7 +44,7 @@ trap stop_all EXIT
 wait_for() {  # wait_for NAME URL TIMEOUT_S: until URL answers 2xx, or the process died
     local name=$1 url=$2 timeout=$3 t0=$SECONDS pid
     pid=$(cat "$PIDS_DIR/$name.pid")
-    until curl -fsS -o /dev/null --max-time 3 "$url"; do
+    until curl -fs -o /dev/null --max-time 3 "$url"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 30 "$LOG_DIR/$name.log" >&2 || true
             die "$name exited; see logs/$name.log"
