@@ -73,13 +73,16 @@ def exact_terms(query: str, limit: int) -> list[str]:
     return (distinctive + rest)[:limit]
 
 
-def case_variants(term: str) -> list[str]:
-    """$contains is case-sensitive: the spellings a notice is likely to use."""
-    if any(c.isdigit() for c in term) or (sum(c.isupper() for c in term) >= 2 and len(term) <= 6):
-        variants = [term, term.upper()]
-    else:
-        variants = [term, term.lower(), term.capitalize(), term.title(), term.upper()]
-    return list(dict.fromkeys(variants))
+def term_pattern(term: str) -> str:
+    """A case-insensitive ``$regex`` for ``where_document`` ($contains is case-sensitive).
+
+    Whole-word for references and acronyms (so 'NHA' does not match 'enhance');
+    a word prefix otherwise, so 'hospital' also finds 'hospitals'.
+    """
+    code_like = any(c.isdigit() or c in "-/." for c in term) or sum(c.isupper() for c in term) >= 2
+    if code_like:
+        return rf"(?i)\b{re.escape(term)}\b"
+    return rf"(?i)\b{re.escape(stem(term.lower()))}"
 
 
 @dataclass

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -11,7 +14,7 @@ import numpy as np
 
 from search_api.filters import build_where
 from search_api.models import SearchParams, SearchResult
-from search_api.ranking import Candidate, case_variants, exact_terms, fuse
+from search_api.ranking import Candidate, exact_terms, fuse, term_pattern
 
 
 @dataclass
@@ -48,13 +51,28 @@ def card_fields(tender_id: str, meta: dict) -> dict[str, Any]:
 class Searcher:
     """Stateless apart from its collaborators; safe to call from many threads."""
 
-    def __init__(self, settings, embedder, intent=None) -> None:
+    def __init__(self, settings, embedder, intent=None, cache_size: int = 512) -> None:
         self.settings = settings
         self.embedder = embedder
         self.intent = intent
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="term-query")
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
 
     def embed(self, query: str) -> np.ndarray:
-        return self.embedder.embed_queries([query])[0]
+        """Query vector, memoised: paging and filter changes repeat the same query."""
+        with self._cache_lock:
+            hit = self._cache.get(query)
+            if hit is not None:
+                self._cache.move_to_end(query)
+                return hit
+        vector = self.embedder.embed_queries([query])[0]
+        with self._cache_lock:
+            self._cache[query] = vector
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vector
 
     def candidates(self, collection, query: str, vector: np.ndarray, where: dict | None,
                    n_results: int) -> list[Candidate]:
@@ -69,14 +87,17 @@ class Searcher:
                                           metadata=got["metadatas"][0][i] or {}, document=got["documents"][0][i] or "")
 
         include = ["metadatas", "documents", "distances"]
-        add(collection.query(query_embeddings=[vector], n_results=n_results, where=where, include=include))
         s = self.settings
-        for term in exact_terms(query, s.search_max_terms):
-            variants = case_variants(term)
-            where_doc = ({"$contains": variants[0]} if len(variants) == 1
-                         else {"$or": [{"$contains": v} for v in variants]})
-            add(collection.query(query_embeddings=[vector], n_results=s.search_term_candidates,
-                                 where=where, where_document=where_doc, include=include))
+
+        def term_query(term: str) -> dict:
+            return collection.query(query_embeddings=[vector], n_results=s.search_term_candidates,
+                                    where=where, where_document={"$regex": term_pattern(term)}, include=include)
+
+        terms = exact_terms(query, s.search_max_terms) if s.search_term_candidates else []
+        futures = [self._pool.submit(term_query, t) for t in terms]  # in parallel with the vector query
+        add(collection.query(query_embeddings=[vector], n_results=n_results, where=where, include=include))
+        for future in futures:
+            add(future.result())
         return list(pool.values())
 
     def search(self, collection, params: SearchParams, facets: dict[str, list[str]],

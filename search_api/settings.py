@@ -24,6 +24,7 @@ class ApiSettings(Settings):
     rank_vector_weight: float = Field(0.55, ge=0, le=1)
     rank_sector_bonus: float = Field(0.04, ge=0, le=0.2)
     # runtime
+    torch_threads: int = Field(1, ge=0)  # local model: intra-op threads (0 = torch default); see services.py
     warm_embedder: bool = True  # load the embedding model in the background at startup
     stats_ttl_s: float = Field(60.0, ge=0)  # /stats and facet cache lifetime
     chroma_retry_s: float = Field(2.0, ge=0)  # minimum pause between reconnect attempts

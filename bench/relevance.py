@@ -1,0 +1,132 @@
+"""Relevance of the search service vs a plain-vector baseline on labelled queries (prints JSON).
+
+Starts a throwaway `chroma run`, fills it from tests/fixtures/sample_tenders.csv
+with the real pipeline (offline backends), then runs every query in
+bench/queries.json through the service's ranking and through a bare Chroma
+vector query in the same run, so the two are compared like for like.
+
+Metrics (mean over queries):
+  ndcg@10  graded gains (2^grade - 1), ideal order from the labels;
+  mrr@10   reciprocal rank of the first grade-2 ("what was asked for") result.
+
+Usage:
+  python bench/relevance.py                 # service vs baseline
+  python bench/relevance.py --sweep         # also a grid of fusion weights (to steer ranking)
+  python bench/relevance.py --per-query     # include per-query figures
+
+The labels cover the synthetic sample only; ../shared/data/real is not used
+by this benchmark (we hold no labels for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+
+from search_api.intent import SectorIntent  # noqa: E402
+from search_api.models import SearchParams  # noqa: E402
+from search_api.search import Searcher  # noqa: E402
+from search_api.settings import ApiSettings  # noqa: E402
+from tender_pipeline import pipeline  # noqa: E402
+from tender_pipeline.embed import get_embedder  # noqa: E402
+from tests.services import chroma_server  # noqa: E402
+
+SAMPLE = ROOT / "tests" / "fixtures" / "sample_tenders.csv"
+QUERIES = Path(__file__).with_name("queries.json")
+K = 10
+
+
+def ndcg(ranked: list[str], relevant: dict[str, int], k: int = K) -> float:
+    dcg = sum((2 ** relevant.get(tid, 0) - 1) / math.log2(i + 2) for i, tid in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def mrr(ranked: list[str], relevant: dict[str, int], k: int = K) -> float:
+    top = max(relevant.values())
+    for i, tid in enumerate(ranked[:k]):
+        if relevant.get(tid, 0) >= top:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def evaluate(searcher: Searcher, collection, queries: list[dict], rerank: bool) -> dict:
+    per_query = []
+    latencies = []
+    for item in queries:
+        started = time.perf_counter()
+        ranked = searcher.search(collection, SearchParams(q=item["query"], limit=K), {}, rerank=rerank)
+        latencies.append((time.perf_counter() - started) * 1000)
+        ids = [r.id for r in ranked.results]
+        per_query.append({"query": item["query"], "ndcg@10": round(ndcg(ids, item["relevant"]), 4),
+                          "mrr@10": round(mrr(ids, item["relevant"]), 4)})
+    n = len(per_query)
+    latencies.sort()
+    return {
+        "ndcg@10": round(sum(q["ndcg@10"] for q in per_query) / n, 4),
+        "mrr@10": round(sum(q["mrr@10"] for q in per_query) / n, 4),
+        "median_ms": round(latencies[n // 2], 2),
+        "per_query": per_query,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", action="store_true", help="also evaluate a grid of fusion weights")
+    parser.add_argument("--per-query", action="store_true", help="print per-query figures")
+    args = parser.parse_args()
+    labelled = json.loads(QUERIES.read_text("utf-8"))["queries"]
+
+    with tempfile.TemporaryDirectory(prefix="relevance-") as tmp, chroma_server(Path(tmp) / "chroma") as (host, port):
+        settings = ApiSettings(chroma_host=host, chroma_port=port, staging_uri=f"{tmp}/staging",
+                               tender_collection="relevance", embed_backend="local", enrich_backend="local")
+        started = time.perf_counter()
+        summary = pipeline.run_all(settings, "relevance", source=str(SAMPLE))
+        fill_s = time.perf_counter() - started
+        embedder = get_embedder(settings)
+        from tender_pipeline import store
+
+        collection = store.open_collection(store.get_client(settings), settings.tender_collection,
+                                           embedder.model_id, embedder.dim, create=False)
+        intent = SectorIntent(embedder, settings.taxonomy_path)
+        service = evaluate(Searcher(settings, embedder, intent), collection, labelled, rerank=True)
+        baseline = evaluate(Searcher(settings, embedder), collection, labelled, rerank=False)
+        report = {
+            "sample": SAMPLE.name, "documents": summary["collection_count"], "queries": len(labelled),
+            "fill_seconds": round(fill_s, 1), "embedding_model": embedder.model_id,
+            "weights": {"rank_vector_weight": settings.rank_vector_weight,
+                        "rank_sector_bonus": settings.rank_sector_bonus,
+                        "search_candidates": settings.search_candidates},
+            "service": {k: v for k, v in service.items() if k != "per_query"},
+            "baseline_vector": {k: v for k, v in baseline.items() if k != "per_query"},
+            "ratio_ndcg": round(service["ndcg@10"] / baseline["ndcg@10"], 3) if baseline["ndcg@10"] else None,
+            "ratio_mrr": round(service["mrr@10"] / baseline["mrr@10"], 3) if baseline["mrr@10"] else None,
+            "real_data": "not used: labels exist only for the synthetic sample",
+        }
+        if args.per_query:
+            report["per_query"] = [
+                {"query": s["query"], "service": [s["ndcg@10"], s["mrr@10"]], "baseline": [b["ndcg@10"], b["mrr@10"]]}
+                for s, b in zip(service["per_query"], baseline["per_query"], strict=True)]
+        if args.sweep:
+            grid = []
+            for weight in (0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0):
+                for bonus in (0.0, 0.04, 0.08):
+                    tuned = settings.model_copy(update={"rank_vector_weight": weight, "rank_sector_bonus": bonus})
+                    got = evaluate(Searcher(tuned, embedder, intent), collection, labelled, rerank=True)
+                    grid.append({"rank_vector_weight": weight, "rank_sector_bonus": bonus,
+                                 "ndcg@10": got["ndcg@10"], "mrr@10": got["mrr@10"]})
+            report["sweep"] = grid
+        print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
