@@ -1,0 +1,238 @@
+// Tender search page: plain JS, no build step. Talks to GET /search, GET /stats and POST /feedback.
+"use strict";
+
+const PAGE = 20;
+const FILTERS = ["country", "region", "sector", "procurement_type", "buyer", "closing_after", "closing_before",
+  "min_value", "max_value"];
+const $ = (id) => document.getElementById(id);
+const state = { params: null, offset: 0, shown: 0 };
+const sessionId = (() => {
+  try {
+    let id = sessionStorage.getItem("tender-session");
+    if (!id) {
+      id = Math.random().toString(36).slice(2, 12);
+      sessionStorage.setItem("tender-session", id);
+    }
+    return id;
+  } catch (_) {
+    return "anonymous";
+  }
+})();
+
+function formParams() {
+  const p = new URLSearchParams();
+  p.set("q", $("q").value.trim());
+  for (const name of FILTERS) {
+    const v = $(name).value.trim();
+    if (v) p.set(name, v);
+  }
+  if ($("open_only").checked) p.set("open_only", "true");
+  if (!$("include_corrigendum").checked) p.set("include_corrigendum", "false");
+  return p;
+}
+
+function fillForm(p) {
+  $("q").value = p.get("q") || "";
+  for (const name of FILTERS) $(name).value = p.get(name) || "";
+  $("open_only").checked = p.get("open_only") === "true";
+  $("include_corrigendum").checked = p.get("include_corrigendum") !== "false";
+  updateFilterCount();
+}
+
+function updateFilterCount() {
+  const n = FILTERS.filter((f) => $(f).value.trim()).length + ($("open_only").checked ? 1 : 0) +
+    ($("include_corrigendum").checked ? 0 : 1);
+  const badge = $("filter-count");
+  badge.textContent = String(n);
+  badge.hidden = n === 0;
+  if (n > 0) $("filters").open = true;
+}
+
+function show(which) {
+  for (const id of ["intro", "empty", "error"]) $(id).hidden = id !== which;
+}
+
+function errorMessage(body, status) {
+  if (body && body.error === "invalid_request" && Array.isArray(body.detail)) {
+    return "Please check the form: " + body.detail.map((e) => `${(e.loc || []).slice(-1)[0]}: ${e.msg}`).join("; ");
+  }
+  if (body && typeof body.detail === "string") return body.detail;
+  return `The server answered ${status}.`;
+}
+
+async function runSearch(append) {
+  const params = append ? state.params : formParams();
+  if (!params.get("q")) { $("q").focus(); return; }
+  if (!append) {
+    state.params = params;
+    state.offset = 0;
+    state.shown = 0;
+    $("result-list").replaceChildren();
+    history.replaceState(null, "", "?" + params.toString());
+  }
+  const query = new URLSearchParams(params);
+  query.set("limit", String(PAGE));
+  query.set("offset", String(state.offset));
+  $("status").textContent = "Searching…";
+  $("more").hidden = true;
+  let response, body;
+  try {
+    response = await fetch("/search?" + query.toString(), { headers: { Accept: "application/json" } });
+    body = await response.json().catch(() => null);
+  } catch (err) {
+    return fail("Could not reach the search service. Check your connection and try again.");
+  }
+  if (!response.ok) return fail(errorMessage(body, response.status));
+  const results = body.results || [];
+  results.forEach((r, i) => $("result-list").appendChild(card(r, state.offset + i, params.get("q"))));
+  state.shown += results.length;
+  state.offset += results.length;
+  if (state.shown === 0) {
+    show("empty");
+    $("status").textContent = "";
+  } else {
+    show(null);
+    const pref = body.sector_preference ? ` · favouring ${body.sector_preference}` : "";
+    $("status").textContent = `Showing ${state.shown} result${state.shown === 1 ? "" : "s"} ` +
+      `(${Math.round(body.took_ms)} ms)${pref}`;
+  }
+  $("more").hidden = results.length < PAGE || state.offset >= body.total_candidates;
+}
+
+function fail(message) {
+  $("error-text").textContent = message;
+  show("error");
+  $("status").textContent = "";
+}
+
+function daysUntil(iso) {
+  const [y, m, d] = iso.split("-").map(Number);
+  const today = new Date();
+  const a = Date.UTC(y, m - 1, d);
+  const b = Date.UTC(today.getFullYear(), today.getMonth(), today.getDate());
+  return Math.round((a - b) / 86400000);
+}
+
+function closingText(iso) {
+  if (!iso) return ["Closing date not given", ""];
+  const n = daysUntil(iso);
+  const date = new Date(iso + "T00:00:00").toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" });
+  if (n < 0) return [`Closed ${date} (${-n} day${n === -1 ? "" : "s"} ago)`, "closed"];
+  if (n === 0) return [`Closes today, ${date}`, "soon"];
+  return [`Closes ${date} · closes in ${n} day${n === 1 ? "" : "s"}`, n <= 7 ? "soon" : ""];
+}
+
+function money(amount, currency) {
+  if (amount === null || amount === undefined) return "Value not given";
+  try {
+    if (currency) {
+      return new Intl.NumberFormat(undefined, { style: "currency", currency, maximumFractionDigits: 0 }).format(amount);
+    }
+  } catch (_) { /* unknown currency code */ }
+  return `${Math.round(amount).toLocaleString()} ${currency || ""}`.trim();
+}
+
+function safeUrl(url) {
+  try {
+    const u = new URL(url, location.href);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+function card(r, position, query) {
+  const node = $("card-template").content.firstElementChild.cloneNode(true);
+  node.dataset.id = r.id;
+  const link = node.querySelector(".title a");
+  link.textContent = r.title;
+  const href = safeUrl(r.url);
+  if (href) link.href = href; else link.removeAttribute("target");
+  node.querySelector(".score").textContent = `match ${Math.round(r.score * 100)}`;
+  node.querySelector(".buyer").textContent = r.buyer || "Buyer not given";
+  node.querySelector(".summary").textContent = r.summary && r.summary !== r.title ? r.summary : "";
+  const place = [r.city, r.region, r.country].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).join(", ");
+  node.querySelector(".place").textContent = place ? `📍 ${place}` : "";
+  const [text, cls] = closingText(r.closing_date);
+  const closing = node.querySelector(".closing");
+  closing.textContent = `⏱ ${text}`;
+  if (cls) closing.classList.add(cls);
+  node.querySelector(".value").textContent = `💰 ${money(r.value_amount, r.currency)}`;
+  const tags = node.querySelector(".tags");
+  for (const [label, cls2] of [[r.sector, ""], [r.procurement_type, ""], [r.is_corrigendum ? "Corrigendum" : "", "corr"],
+    [r.id, ""]]) {
+    if (!label) continue;
+    const t = document.createElement("span");
+    t.className = "tag" + (cls2 ? " " + cls2 : "");
+    t.textContent = label;
+    tags.appendChild(t);
+  }
+  const group = node.querySelector(".feedback");
+  group.setAttribute("aria-label", `Was "${r.title}" relevant?`);
+  for (const btn of group.querySelectorAll(".thumb")) {
+    btn.addEventListener("click", () => sendFeedback(group, btn, r.id, position, query));
+  }
+  return node;
+}
+
+async function sendFeedback(group, btn, id, position, query) {
+  const rating = btn.classList.contains("up") ? 1 : -1;
+  const thanks = group.querySelector(".thanks");
+  for (const b of group.querySelectorAll(".thumb")) b.setAttribute("aria-pressed", String(b === btn));
+  thanks.classList.remove("failed");
+  thanks.textContent = "Sending…";
+  try {
+    const response = await fetch("/feedback", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ query, result_id: id, rating, position, session_id: sessionId }),
+    });
+    if (!response.ok) throw new Error(String(response.status));
+    thanks.textContent = "Thanks for the feedback";
+  } catch (_) {
+    btn.setAttribute("aria-pressed", "false");
+    thanks.classList.add("failed");
+    thanks.textContent = "Could not send feedback";
+  }
+}
+
+async function loadFacets() {
+  try {
+    const response = await fetch("/stats");
+    if (!response.ok) return;
+    const stats = await response.json();
+    const current = new URLSearchParams(location.search);
+    for (const [id, counts] of [["country", stats.countries], ["sector", stats.sectors]]) {
+      const select = $(id);
+      for (const name of Object.keys(counts).sort()) {
+        const opt = document.createElement("option");
+        opt.value = name;
+        opt.textContent = `${name} (${counts[name]})`;
+        select.appendChild(opt);
+      }
+      if (current.get(id)) select.value = current.get(id);
+    }
+    const when = stats.last_ingest ? new Date(stats.last_ingest).toLocaleString() : "unknown";
+    $("index-facts").textContent = `${stats.documents.toLocaleString()} tenders indexed · last update ${when}`;
+  } catch (_) { /* filters still work as free text through the URL */ }
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); runSearch(false); });
+  $("more").addEventListener("click", () => runSearch(true));
+  $("retry").addEventListener("click", () => runSearch(false));
+  $("clear-filters").addEventListener("click", () => {
+    for (const name of FILTERS) $(name).value = "";
+    $("open_only").checked = false;
+    $("include_corrigendum").checked = true;
+    updateFilterCount();
+    if ($("q").value.trim()) runSearch(false);
+  });
+  for (const name of [...FILTERS, "open_only", "include_corrigendum"]) {
+    $(name).addEventListener("change", () => { updateFilterCount(); if ($("q").value.trim()) runSearch(false); });
+  }
+  const initial = new URLSearchParams(location.search);
+  await loadFacets();
+  fillForm(initial);
+  if (initial.get("q")) runSearch(false); else $("q").focus();
+});
