@@ -126,6 +126,13 @@ def test_za_municipal_scoped_and_content_ids(profiles):
     (q,) = result.quarantine
     assert (q["file"], q["row"], q["field"]) == ("za_municipal.csv", 5, "closing_date")
     assert "incomplete date" in q["reason"]
+    # the erratum (own number ERR-1) cites BID 12/2026 of the same municipality: one tender, amended
+    assert not any(tid.endswith("ERR-1") for tid in r)
+    amended = r["za-muni:Example LM:BID 12/2026"]
+    assert amended["title"].startswith("Erratum to BID 12/2026")
+    assert amended["closing_date"] == "2026-03-27"
+    counts = result.per_file["za_municipal.csv"]
+    assert (counts.rows, counts.valid, counts.duplicates, counts.quarantined) == (5, 3, 1, 1)
 
 
 def test_content_id_is_stable_and_documented(profiles):

@@ -9,8 +9,10 @@ makes a new one (that is the price of a source that publishes no id).
 
 An **amendment** (corrigendum, addendum, erratum, "amended", ...) that carries
 its own id but cites another notice — "ADDENDUM TO RFP No. PPP01/2024-25 ..." —
-is linked to the notice it amends when the cited reference, with the same id
-prefix, is the id of a notice in the same batch or already in the index. The
+is linked to the notice it amends: within a batch, when exactly one notice of
+the same source and buyer has an id ending in the cited reference (after a non-alphanumeric); against the
+index, when the source prefix (or source + scope prefix) plus the reference is
+an indexed id. The
 amendment then takes the original's id (so the two are one search result), keeps
 the original's values where its own are blank, and is counted as a new version.
 Only references that look like ids (contain a digit, 4+ characters, after
@@ -55,9 +57,14 @@ def cited_references(title: str) -> list[str]:
     return [r for r in dict.fromkeys(refs) if len(r) >= 4]
 
 
-def _prefix_of(tender_id: str) -> str:
-    """The source prefix of an id: everything up to and including the last ':' (or '')."""
-    return tender_id[: tender_id.rfind(":") + 1] if ":" in tender_id else ""
+def _prefixes(tender_id: str) -> list[str]:
+    """Prefixes an amendment's cited reference may sit under: the source (``za-muni:``) and
+    the source plus scope (``za-muni:Cape Town:``)."""
+    first = tender_id[: tender_id.find(":") + 1] if ":" in tender_id else ""
+    if not first or tender_id.startswith(first + CONTENT_ID_MARK):
+        return [first]
+    second = tender_id.find(":", len(first))
+    return list(dict.fromkeys([first, tender_id[: second + 1]] if second > 0 else [first]))
 
 
 def amended_id(record: dict[str, Any], exists: Callable[[list[str]], set[str]]) -> str | None:
@@ -65,13 +72,33 @@ def amended_id(record: dict[str, Any], exists: Callable[[list[str]], set[str]]) 
     if not is_amendment(record):
         return None
     own = record["tender_id"]
-    prefix = _prefix_of(own)
-    candidates = [f"{prefix}{ref}" for ref in cited_references(record.get("title", ""))]
-    candidates = [c for c in candidates if c.lower() != own.lower()]
+    candidates = [f"{prefix}{ref}" for ref in cited_references(record.get("title", ""))
+                  for prefix in _prefixes(own)]
+    candidates = [c for c in dict.fromkeys(candidates) if c.lower() != own.lower()]
     if not candidates:
         return None
     found = exists(candidates)
     return next((c for c in candidates if c in found), None)
+
+
+def _same_source_and_buyer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (_prefixes(a["tender_id"])[0] == _prefixes(b["tender_id"])[0]
+            and a.get("buyer", "").lower() == b.get("buyer", "").lower())
+
+
+def _cited_in_batch(record: dict[str, Any], items: list[dict], live: set[int]) -> int | None:
+    """Position of the one batch notice (same source and buyer) whose id ends in a cited reference."""
+    if not is_amendment(record):
+        return None
+    for ref in cited_references(record.get("title", "")):
+        ending = re.compile(r"(?:^|[^a-z0-9])" + re.escape(ref.lower()) + "$")
+        hits = [pos for pos in live
+                if ending.search(items[pos]["record"]["tender_id"].lower())
+                and items[pos]["record"]["tender_id"] != record["tender_id"]
+                and _same_source_and_buyer(items[pos]["record"], record)]
+        if len(hits) == 1:
+            return hits[0]
+    return None
 
 
 def merge_amendment(original: dict[str, Any], amendment: dict[str, Any]) -> dict[str, Any]:
@@ -88,27 +115,24 @@ def link_in_batch(items: list[dict]) -> tuple[list[dict], list[dict]]:
     """Link amendments to originals in the same validated batch.
 
     ``items`` are validate's ``{"file", "row", "record"}`` dicts (ids unique).
-    Returns the new list — each linked amendment merged into its original's id,
-    at the amendment's position — and the superseded originals (to be counted
-    as duplicates of their file).
+    In a batch the cited reference is matched as the end of an id of the same
+    source and buyer (so scoped ids like ``za-muni:<municipality>:<number>``
+    match too), and only when exactly one notice fits. Returns the new list —
+    each linked amendment merged into its original's id, at the amendment's
+    position — and the superseded originals (counted as duplicates of their file).
     """
-    index = {item["record"]["tender_id"]: pos for pos, item in enumerate(items)}
-    superseded: set[int] = set()
+    live = set(range(len(items)))
+    superseded: list[int] = []
     for pos, item in enumerate(items):
-        if pos in superseded:
+        if pos not in live:
             continue
-        record = item["record"]
-        target = amended_id(record, lambda ids: {i for i in ids if i in index and index[i] not in superseded})
-        if target is None:
+        orig_pos = _cited_in_batch(item["record"], items, live - {pos})
+        if orig_pos is None:
             continue
-        orig_pos = index[target]
-        if orig_pos == pos:
-            continue
-        item["record"] = merge_amendment(items[orig_pos]["record"], record)
-        superseded.add(orig_pos)
-        index[target] = pos
-        index.pop(record["tender_id"], None)
-    kept = [item for pos, item in enumerate(items) if pos not in superseded]
+        item["record"] = merge_amendment(items[orig_pos]["record"], item["record"])
+        live.discard(orig_pos)
+        superseded.append(orig_pos)
+    kept = [item for pos, item in enumerate(items) if pos in live]
     return kept, [items[pos] for pos in sorted(superseded)]
 
 
