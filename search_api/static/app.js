@@ -5,7 +5,7 @@ const PAGE = 20;
 const FILTERS = ["country", "region", "sector", "procurement_type", "buyer", "closing_after", "closing_before",
   "min_value", "max_value"];
 const $ = (id) => document.getElementById(id);
-const state = { params: null, offset: 0, shown: 0 };
+const state = { params: null, offset: 0, shown: 0, seq: 0 };
 const sessionId = (() => {
   try {
     let id = sessionStorage.getItem("tender-session");
@@ -70,6 +70,7 @@ async function runSearch(append) {
     $("result-list").replaceChildren();
     history.replaceState(null, "", "?" + params.toString());
   }
+  const seq = ++state.seq; // only the latest search may render (typing + Enter can start two)
   const query = new URLSearchParams(params);
   query.set("limit", String(PAGE));
   query.set("offset", String(state.offset));
@@ -80,8 +81,10 @@ async function runSearch(append) {
     response = await fetch("/search?" + query.toString(), { headers: { Accept: "application/json" } });
     body = await response.json().catch(() => null);
   } catch (err) {
+    if (seq !== state.seq) return;
     return fail("Could not reach the search service. Check your connection and try again.");
   }
+  if (seq !== state.seq) return;
   if (!response.ok) return fail(errorMessage(body, response.status));
   const results = body.results || [];
   results.forEach((r, i) => $("result-list").appendChild(card(r, state.offset + i, params.get("q"))));
@@ -114,12 +117,12 @@ function daysUntil(iso) {
 }
 
 function closingText(iso) {
-  if (!iso) return ["Closing date not given", ""];
+  if (!iso) return ["Not given", ""];
   const n = daysUntil(iso);
   const date = new Date(iso + "T00:00:00").toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" });
-  if (n < 0) return [`Closed ${date} (${-n} day${n === -1 ? "" : "s"} ago)`, "closed"];
-  if (n === 0) return [`Closes today, ${date}`, "soon"];
-  return [`Closes ${date} · closes in ${n} day${n === 1 ? "" : "s"}`, n <= 7 ? "soon" : ""];
+  if (n < 0) return [`${date} · closed ${-n} day${n === -1 ? "" : "s"} ago`, "closed"];
+  if (n === 0) return [`${date} · closes today`, "soon"];
+  return [`${date} · closes in ${n} day${n === 1 ? "" : "s"}`, n <= 7 ? "soon" : ""];
 }
 
 function money(amount, currency) {
@@ -141,6 +144,18 @@ function safeUrl(url) {
   }
 }
 
+// The enricher's summary repeats type, title, buyer and place, which the card already shows.
+function summaryText(r) {
+  let s = r.summary || "";
+  if (r.procurement_type && s.startsWith(r.procurement_type + ": ")) s = s.slice(r.procurement_type.length + 2);
+  if (r.buyer) {
+    const i = s.lastIndexOf(" (" + r.buyer);
+    if (i > 0) s = s.slice(0, i);
+  }
+  if (s.startsWith(r.title)) s = s.slice(r.title.length).replace(/^[:\s.-]+/, "");
+  return s;
+}
+
 function card(r, position, query) {
   const node = $("card-template").content.firstElementChild.cloneNode(true);
   node.dataset.id = r.id;
@@ -150,14 +165,14 @@ function card(r, position, query) {
   if (href) link.href = href; else link.removeAttribute("target");
   node.querySelector(".score").textContent = `match ${Math.round(r.score * 100)}`;
   node.querySelector(".buyer").textContent = r.buyer || "Buyer not given";
-  node.querySelector(".summary").textContent = r.summary && r.summary !== r.title ? r.summary : "";
+  node.querySelector(".summary").textContent = summaryText(r);
   const place = [r.city, r.region, r.country].filter(Boolean).filter((v, i, a) => a.indexOf(v) === i).join(", ");
-  node.querySelector(".place").textContent = place ? `📍 ${place}` : "";
+  node.querySelector(".place").textContent = place || "Not given";
   const [text, cls] = closingText(r.closing_date);
   const closing = node.querySelector(".closing");
-  closing.textContent = `⏱ ${text}`;
+  closing.textContent = text;
   if (cls) closing.classList.add(cls);
-  node.querySelector(".value").textContent = `💰 ${money(r.value_amount, r.currency)}`;
+  node.querySelector(".value").textContent = money(r.value_amount, r.currency);
   const tags = node.querySelector(".tags");
   for (const [label, cls2] of [[r.sector, ""], [r.procurement_type, ""], [r.is_corrigendum ? "Corrigendum" : "", "corr"],
     [r.id, ""]]) {

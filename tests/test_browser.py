@@ -1,0 +1,140 @@
+"""The web page in headless Chromium (Debian's /usr/bin/chromium via Playwright; nothing downloaded)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from search_api.main import create_app
+from search_api.settings import ApiSettings
+from tender_pipeline import pipeline
+from tests.services import chroma_server, free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+SAMPLE = Path(__file__).parent / "fixtures" / "sample_tenders.csv"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def serve(app):
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (apt-get install -y chromium)")
+    base = tmp_path_factory.mktemp("browser")
+    with chroma_server(base / "chroma") as (host, port):
+        settings = ApiSettings(chroma_host=host, chroma_port=port, staging_uri=str(base / "staging"),
+                               tender_collection="tenders_browser", feedback_path=str(base / "feedback.jsonl"),
+                               embed_backend="local", enrich_backend="local")
+        pipeline.run_all(settings, "browser", source=str(SAMPLE))
+        with serve(create_app(settings)) as url:
+            import httpx
+
+            deadline = time.monotonic() + 120
+            while httpx.get(f"{url}/ready").status_code != 200:
+                assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
+                time.sleep(0.3)
+            yield url, Path(settings.feedback_path)
+
+
+@pytest.fixture
+def page(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1100, "height": 1300})
+        pg = context.new_page()
+        script_errors: list[str] = []
+        failed_loads: list[str] = []
+        pg.on("pageerror", lambda exc: script_errors.append(str(exc)))
+        pg.on("console", lambda msg: (failed_loads if "Failed to load resource" in msg.text else script_errors
+                                      ).append(msg.text) if msg.type == "error" else None)
+        pg.failed_loads = failed_loads  # tests that expect no failed request check this
+        yield pg
+        browser.close()
+        assert not script_errors, script_errors
+
+
+def test_search_shows_cards_and_thumbs_up_records_feedback(site, page, tmp_path):
+    url, feedback = site
+    page.goto(url + "/")
+    assert page.title() == "Tender search"
+    page.wait_for_function("document.querySelector('#country').options.length > 1")  # facets from /stats
+    page.get_by_label("Search tenders").fill("supply of hospital beds")
+    page.get_by_role("button", name="Search", exact=True).click()
+    cards = page.locator("#result-list .card")
+    cards.first.wait_for()
+    assert cards.count() >= 5
+    first = cards.first
+    title = first.locator(".title a")
+    assert "hospital beds" in title.inner_text().lower()
+    assert title.get_attribute("href").startswith("https://tenders.example.org/")
+    assert "closes in" in first.locator(".closing").inner_text() or "closed" in first.locator(".closing").inner_text()
+    assert "match" in first.locator(".score").inner_text()
+    assert "q=supply+of+hospital+beds" in page.url  # the search is shareable
+    before = feedback.read_text().count("\n") if feedback.exists() else 0
+    first.get_by_role("button", name="Relevant", exact=True).click()
+    page.wait_for_function("document.querySelector('.card .thanks').textContent.startsWith('Thanks')")
+    assert first.get_by_role("button", name="Relevant", exact=True).get_attribute("aria-pressed") == "true"
+    lines = feedback.read_text().splitlines()
+    assert len(lines) == before + 1
+    record = json.loads(lines[-1])
+    assert record["rating"] == 1 and record["query"] == "supply of hospital beds" and record["position"] == 0
+    assert record["result_id"] == first.get_attribute("data-id")
+    page.screenshot(path=str(tmp_path / "results.png"), full_page=False)
+    assert page.failed_loads == []
+    assert (tmp_path / "results.png").stat().st_size > 10_000
+
+
+def test_filters_empty_state_and_error_state(site, page, tmp_path):
+    url, _ = site
+    page.goto(url + "/?q=roads&country=Ghana")
+    page.locator("#result-list .card").first.wait_for()
+    assert page.locator("#country").input_value() == "Ghana"
+    places = page.locator("#result-list .card .place").all_inner_texts()
+    assert places and all("Ghana" in p for p in places)
+    page.get_by_label("Buyer").fill("no such buyer anywhere")
+    page.get_by_label("Buyer").press("Enter")
+    page.locator("#empty").wait_for(state="visible")
+    assert page.locator("#result-list .card").count() == 0
+    assert not page.locator("#more").is_visible()
+    page.screenshot(path=str(tmp_path / "empty.png"))
+    page.goto(url + "/?q=roads&closing_after=2027-02-01&closing_before=2026-01-01")  # server rejects: 422
+    page.locator("#error").wait_for(state="visible")
+    assert "closing_after" in page.locator("#error-text").inner_text()
+
+
+def test_mobile_layout_has_no_horizontal_scroll(site, page, tmp_path):
+    url, _ = site
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(url + "/?q=NHA")
+    page.locator("#result-list .card").first.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert "National Highway Authority" in page.locator("#result-list .card .buyer").first.inner_text()
+    page.screenshot(path=str(tmp_path / "mobile.png"))
