@@ -78,3 +78,19 @@ def test_down_stops_the_recorded_groups_and_spares_others(tmp_path):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
+
+
+def test_env_example_works_as_the_local_stack_env(tmp_path):
+    """`cp .env.example .env.local` must not break make up: stack_env.sh sources it with bash."""
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts/stack_env.sh").write_text((REPO / "scripts/stack_env.sh").read_text())
+    (root / ".env.local").write_text((REPO / ".env.example").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CHROMA", "SEARCH"))}
+    out = subprocess.run(["bash", "-euc", "source scripts/stack_env.sh; env"], cwd=root, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    assert values["AIRFLOW_HOME"] == f"{root}/.airflow"
+    assert values["AIRFLOW__CORE__DAGS_FOLDER"] == f"{root}/dags"
+    assert values["CHROMA_PORT"] == "8001" and values["CHROMA_HOST"] == "127.0.0.1"
+    assert values["PYTHONPATH"].split(":")[:2] == [f"{root}/plugins", str(root)]
