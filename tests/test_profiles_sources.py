@@ -94,6 +94,7 @@ def test_uk_contracts_finder(profiles):
     assert (one["value_amount"], one["currency"], one["country"]) == (55000.0, "GBP", "United Kingdom")
     assert one["url"].endswith("/Notice/aa11bb22-0000-4c4c-9d9d-000000000001")
     assert r["uk-cf:aa11bb22-0000-4c4c-9d9d-000000000002"]["value_amount"] == 120000.0  # Value Low fallback
+    assert r["uk-cf:aa11bb22-0000-4c4c-9d9d-000000000003"]["closing_date"] is None  # 01/01/1 = no date
 
 
 def test_za_etenders_advertised_and_amendment_link(profiles):
