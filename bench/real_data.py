@@ -126,10 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         ppra_files = [f for f in files if f.parent.name == "pk_ppra"]
         ppra = None
         if ppra_files:
-            stored = collection.get(where={"source": "pk-ppra"}, include=[])["ids"]
+            got = collection.get(where={"source": "pk-ppra"}, include=["metadatas"])
+            stored, metas = got["ids"], got["metadatas"]
             expected = ppra_expected(ppra_files, args.limit_per_file)
             ppra = {"snapshots": len(ppra_files), "distinct_tender_numbers": expected,
-                    "documents": len(stored), "one_per_tender": len(stored) == expected}
+                    "documents": len(stored), "one_per_tender": len(stored) == expected,
+                    "documents_with_several_versions": sum(int(m.get("versions", 1)) > 1 for m in metas),
+                    "max_versions": max((int(m.get("versions", 1)) for m in metas), default=0),
+                    "corrigenda": sum(bool(m.get("is_corrigendum")) for m in metas)}
         below = [r["file"] for r in results
                  if r["file"].split("/")[0] not in AWARD_DIRS and r["accepted_pct"] < 100 * TARGET]
         final = {
