@@ -25,6 +25,7 @@ STOPWORDS = frozenset(
     "a an and are as at be by for from in into is of on or per the to with via this that these those "
     "tender tenders notice notices bid bids contract contracts procurement rfq rfp request".split()
 )
+META = frozenset("\\.+*?()|[]{}^$#&-~")
 BODY_WEIGHT = 0.6  # a term found only in summary/keywords/description
 STRONG_FIELDS = ("title", "buyer", "city", "region", "country", "tender_id")
 
@@ -70,6 +71,9 @@ def exact_terms(query: str, limit: int) -> list[str]:
     tokens = [t for t in dict.fromkeys(compound_tokens(query)) if t.lower() not in STOPWORDS]
     distinctive = [t for t in tokens if is_distinctive(t)]
     rest = sorted((t for t in tokens if t not in distinctive and len(t) >= 5), key=len, reverse=True)
+    whole = re.sub(r"^\W+|\W+$", "", " ".join(query.split()))
+    if 1 < len(tokens) <= 3 and len(whole) <= 40 and any(c.isdigit() for c in whole):
+        distinctive.insert(0, whole)  # a reference with spaces, e.g. "WTC 2025/3"
     return (distinctive + rest)[:limit]
 
 
@@ -81,8 +85,13 @@ def term_pattern(term: str) -> str:
     """
     code_like = any(c.isdigit() or c in "-/." for c in term) or sum(c.isupper() for c in term) >= 2
     if code_like:
-        return rf"(?i)\b{re.escape(term)}\b"
-    return rf"(?i)\b{re.escape(stem(term.lower()))}"
+        return rf"(?i)\b{rust_escape(term)}\b"
+    return rf"(?i)\b{rust_escape(stem(term.lower()))}"
+
+
+def rust_escape(text: str) -> str:
+    """Escape regex metacharacters for Chroma's (Rust) regex engine; spaces stay literal."""
+    return "".join("\\" + ch if ch in META else ch for ch in text)
 
 
 @dataclass
@@ -124,11 +133,17 @@ def lexical_scores(candidates: list[Candidate], terms: list[str]) -> None:
         c.lexical = got / total
 
 
+def id_forms(tender_id: str) -> set[str]:
+    """The id as stored and without its source prefix ('uk-cf:WTC 2025/3' → also 'wtc 2025/3')."""
+    low = tender_id.lower()
+    return {low, low.split(":", 1)[1]} if ":" in low else {low}
+
+
 def mark_exact(candidates: Iterable[Candidate], query: str) -> None:
-    """A notice whose reference is typed in the query is an exact hit."""
-    typed = {t.lower() for t in compound_tokens(query)}
+    """A notice whose reference is the query, or one of its tokens, is an exact hit."""
+    typed = {t.lower() for t in compound_tokens(query)} | {" ".join(query.lower().split())}
     for c in candidates:
-        c.exact = c.id.lower() in typed
+        c.exact = bool(id_forms(c.id) & typed)
 
 
 def fuse(candidates: list[Candidate], query: str, vector_weight: float, sector: str | None,

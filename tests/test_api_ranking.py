@@ -18,6 +18,7 @@ def cand(tid: str, cosine: float, title: str, buyer: str = "", city: str = "", d
 def test_exact_terms_put_references_and_acronyms_first():
     assert exact_terms("road works by NHA ref PK-NHA-2026-1002", 3) == ["NHA", "PK-NHA-2026-1002", "works"]
     assert exact_terms("the and of", 4) == []
+    assert exact_terms("WTC 2025/3.", 4) == ["WTC 2025/3", "WTC", "2025/3"]  # a reference with a space
     assert query_terms("Hospitals and the X-ray units") == ["hospital", "ray", "unit"]  # single letters are noise
 
 
@@ -45,6 +46,12 @@ def test_body_matches_count_less_than_title_matches():
     ranked = fuse(pool, "umgeni", vector_weight=0.5, sector=None, sector_bonus=0.0)
     assert [c.id for c in ranked] == ["T", "D", "N"]
     assert ranked[0].lexical > ranked[1].lexical > ranked[2].lexical == 0
+
+
+def test_reference_typed_without_its_source_prefix_is_exact():
+    pool = [cand("uk-cf:WTC 2025/3", 0.1, "Cleaning contract"), cand("uk-cf:WTC 2025/4", 0.5, "Cleaning")]
+    assert fuse(pool, "wtc 2025/3", 0.55, None, 0.0)[0].id == "uk-cf:WTC 2025/3"
+    assert fuse(pool, "wtc 2025/3", 0.55, None, 0.0)[1].exact is False
 
 
 def test_exact_reference_scores_one_and_ranks_first_whatever_its_vector():
