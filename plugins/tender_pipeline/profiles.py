@@ -33,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from tender_pipeline import identity, normalize
 from tender_pipeline.models import CANONICAL_COLUMNS
@@ -68,6 +68,7 @@ class Profile(BaseModel):
     id_template: str = ""
     id_pattern: str = ""
     content_id: list[str] = Field(default_factory=list)
+    _placeholder_set: frozenset[str] = PrivateAttr(default=frozenset())
 
     @field_validator("columns", "join", "defaults", "value_maps", "templates")
     @classmethod
@@ -91,9 +92,8 @@ class Profile(BaseModel):
         text = " ".join(str(value).split()).lower()
         return not text or text in self._placeholder_set
 
-    @property
-    def _placeholder_set(self) -> frozenset[str]:
-        return frozenset(" ".join(p.split()).lower() for p in self.placeholders)
+    def model_post_init(self, __context: object) -> None:
+        self._placeholder_set = frozenset(" ".join(p.split()).lower() for p in self.placeholders)
 
     def _cell(self, row: dict[str, str], column: str) -> str:
         value = row.get(norm_header(column), "")
