@@ -69,9 +69,11 @@ class Services:
         finally:
             self._model_ready.set()
         try:
-            self.chroma.collection()
+            self.catalog.get(self.chroma.collection())  # facets for filters and /stats, scanned once up front
         except ChromaUnavailable:
             pass  # reported on /ready; reconnects lazily
+        except Exception as exc:
+            log.warning("first catalog scan failed (retried on demand): %s", exc)
 
     def close(self) -> None:
         if self._thread is not None:
