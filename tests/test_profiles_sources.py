@@ -192,3 +192,14 @@ def test_dates_follow_profile_rule(profiles):
     _, r = run("uk_contracts_finder.csv", profiles)
     closing = r["uk-cf:aa11bb22-0000-4c4c-9d9d-000000000002"]["closing_date"]
     assert date.fromisoformat(closing) == date(2026, 5, 4)  # 04/05/2026 is 4 May, day first
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["name: bad\nmatch: [A]\ncolumns: {tender_id: A, titel: B}\n",  # unknown canonical field
+     "name: bad\nmatch: [A]\ncolumns: {tender_id: A}\nvalue_maps: {title: {'(': x}}\n"],  # broken regex
+)
+def test_broken_user_profile_is_refused(tmp_path, body):
+    (tmp_path / "bad.yaml").write_text(body, "utf-8")
+    with pytest.raises(ValueError):
+        load_profiles(str(tmp_path / "bad.yaml"))
