@@ -83,7 +83,10 @@ class Profile(BaseModel):
     def _valid_regexes(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
         for patterns in value.values():
             for pattern in patterns:
-                re.compile(pattern)
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"value_maps pattern {pattern!r} is not a valid regex: {exc}") from None
         return value
 
     def _blank(self, value: object) -> bool:
