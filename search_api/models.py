@@ -139,21 +139,37 @@ class FeedbackCount(BaseModel):
 
 
 class FeedbackSummary(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "total": 3, "queries": 1,
+        "items": [{"query": "solar street lights", "result_id": "IN-GUWA-2026-1001", "up": 2, "down": 1}]}]})
+
     total: int = Field(description="Valid feedback lines in the file.")
     queries: int = Field(description="Distinct (normalised) queries.")
     items: list[FeedbackCount] = Field(description="Counts per query and result, most feedback first.")
 
 
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"error": "invalid_request", "detail": [{"loc": ["query", "limit"], "msg": "Input should be greater than "
+                                                 "or equal to 1", "type": "greater_than_equal"}]}]})
+
     error: str = Field(examples=["chroma_unavailable"])
     detail: str | list = Field(examples=["Chroma at 127.0.0.1:8000 unavailable: connection refused"])
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: Literal["ok"] = "ok"
 
 
 class Ready(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"ready": True, "chroma": "ok", "embedder": "ok", "collection": "tenders"},
+        {"ready": False, "chroma": "Chroma at 127.0.0.1:8000 unavailable: Could not connect to a Chroma server.",
+         "embedder": "loading", "collection": "tenders"},
+    ]})
+
     ready: bool
     chroma: str = Field(description="'ok' or the reason Chroma is not usable.")
     embedder: str = Field(description="'ok', 'loading' or the load error.")
@@ -161,6 +177,12 @@ class Ready(BaseModel):
 
 
 class Stats(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "documents": 240, "last_ingest": "2026-11-28T18:00:12+00:00",
+        "sectors": {"Construction work": 61, "Medical equipments, pharmaceuticals and personal care products": 40},
+        "countries": {"Ghana": 48, "India": 48}, "procurement_types": {"Works": 70, "Supply": 90, "Services": 80},
+        "computed_at": "2026-11-28T18:01:00+00:00"}]})
+
     documents: int
     last_ingest: str | None = Field(None, description="Latest ingested_at (UTC ISO) in the collection.")
     sectors: dict[str, int]

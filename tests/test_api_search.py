@@ -259,6 +259,18 @@ def test_openapi_documents_every_endpoint_with_examples(api):
     assert set(paths["/search"]) == {"get", "post"}
     assert "score" in paths["/search"]["get"]["description"].lower()
     schemas = spec["components"]["schemas"]
-    assert schemas["SearchParams"].get("examples")
-    assert schemas["FeedbackIn"].get("examples")
+
+    def has_example(node) -> bool:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return has_example(schemas[node["$ref"].rsplit("/", 1)[-1]])
+            return bool(node.get("examples") or node.get("example")) or any(has_example(v) for v in node.values())
+        return isinstance(node, list) and any(has_example(v) for v in node)
+
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            assert op.get("summary") or op.get("description"), (method, path)
+            assert has_example(op["responses"]["200" if "200" in op["responses"] else "201"]), (method, path)
+            if "requestBody" in op:
+                assert has_example(op["requestBody"]), (method, path)
     assert api.get("/docs").status_code == 200

@@ -108,6 +108,11 @@ def test_search_shows_cards_and_thumbs_up_records_feedback(site, page, tmp_path)
     assert record["rating"] == 1 and record["query"] == "supply of hospital beds" and record["position"] == 0
     assert record["result_id"] == first.get_attribute("data-id")
     page.screenshot(path=str(tmp_path / "results.png"), full_page=False)
+    first_page = cards.count()
+    page.get_by_role("button", name="More results").click()
+    page.wait_for_function(f"document.querySelectorAll('#result-list .card').length > {first_page}")
+    ids = page.eval_on_selector_all("#result-list .card", "cards => cards.map(c => c.dataset.id)")
+    assert len(ids) == len(set(ids)) == 2 * first_page  # the next page, no repeats
     assert page.failed_loads == []
     assert (tmp_path / "results.png").stat().st_size > 10_000
 
