@@ -19,9 +19,12 @@ SCORE_MEANING = (
 
 
 class SearchParams(BaseModel):
-    """Query and filters; the same fields for GET (query string) and POST (JSON body)."""
+    """Query and filters; the same fields for GET (query string) and POST (JSON body).
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    Unknown fields are ignored, so older clients that send extras keep working.
+    """
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
         {"q": "road rehabilitation", "limit": 10, "country": "Pakistan", "open_only": True},
         {"q": "PK-NHA-2026-1002"},
     ]})
@@ -113,7 +116,7 @@ class Tender(TenderFields):
 
 
 class FeedbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
         {"query": "solar street lights", "result_id": "IN-GUWA-2026-1001", "rating": 1, "position": 0,
          "session_id": "b3f1c2", "comment": "exactly what I needed"},
     ]})

@@ -74,7 +74,6 @@ def test_feedback_is_appended_as_one_json_line(tmp_path):
     {"query": "q", "result_id": "", "rating": 1},
     {"result_id": "A", "rating": 1},
     {"query": "q", "result_id": "A", "rating": 1, "position": -1},
-    {"query": "q", "result_id": "A", "rating": 1, "unexpected": True},
     {"query": "q" * 501, "result_id": "A", "rating": 1},
 ])
 def test_invalid_feedback_is_422_json_and_not_written(tmp_path, body):

@@ -216,7 +216,6 @@ def test_unknown_tender_is_404_json(api):
     {"q": "roads", "closing_after": "2026-12-31", "closing_before": "2026-01-01"},
     {"q": "roads", "min_value": "lots"},
     {"q": "roads", "min_value": 10, "max_value": 5},
-    {"q": "roads", "colour": "red"},
     {"limit": 5},
 ])
 def test_bad_parameters_get_422_json(api, params):
@@ -224,6 +223,13 @@ def test_bad_parameters_get_422_json(api, params):
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["error"] == "invalid_request" and body["detail"]
+
+
+def test_unknown_fields_are_ignored_for_older_clients(api):
+    body = {"q": "diesel fuel", "limit": 3, "top_k": 50, "client": "seed-v1"}
+    response = api.post("/search", json=body)
+    assert response.status_code == 200 and len(response.json()["results"]) == 3
+    assert api.get("/search", params={"q": "diesel fuel", "limit": 3, "page": 2}).status_code == 200
 
 
 def test_bad_post_body_gets_422(api):
