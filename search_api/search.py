@@ -55,7 +55,7 @@ class Searcher:
         self.settings = settings
         self.embedder = embedder
         self.intent = intent
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="term-query")
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="term-query")
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()

@@ -59,10 +59,15 @@ def test_reconnects_when_chroma_comes_back_and_notices_when_it_goes(tmp_path, mo
             embedder = get_embedder(settings)
             coll = store.open_collection(store.get_client(settings), settings.tender_collection,
                                          embedder.model_id, embedder.dim, create=True)
-            coll.upsert(ids=["T-1"], embeddings=embedder.embed_documents(["bridge"]), documents=["bridge"],
-                        metadatas=[{"title": "Bridge", "tender_id": "T-1"}])
+            slashed = "uk-cf:WTC 2025/3"  # real ids carry slashes and spaces
+            coll.upsert(ids=["T-1", slashed], embeddings=embedder.embed_documents(["bridge", "cleaning"]),
+                        documents=["bridge", "cleaning"],
+                        metadatas=[{"title": "Bridge", "tender_id": "T-1"},
+                                   {"title": "Cleaning", "tender_id": slashed}])
             assert eventually(lambda: client.get("/ready").status_code == 200)
             assert client.get("/tenders/T-1").json()["title"] == "Bridge"
+            assert client.get("/tenders/uk-cf:WTC%202025/3").json()["id"] == slashed
+            assert client.get("/tenders/uk-cf:WTC%202025/4").status_code == 404
         # Chroma stopped under a connected app: calls fail cleanly with 503, then reconnect is attempted
         assert client.get("/tenders/T-1").status_code == 503
         assert client.get("/ready").status_code == 503

@@ -13,7 +13,7 @@ from search_api.search import card_fields
 router = APIRouter(tags=["tenders"])
 
 
-@router.get("/tenders/{tender_id}", response_model=Tender, summary="One tender, the full stored record",
+@router.get("/tenders/{tender_id:path}", response_model=Tender, summary="One tender, the full stored record",
             responses={404: {"model": ErrorBody, "description": "No tender with this id.",
                              "content": {"application/json": {"example": {
                                  "error": "not_found", "detail": "no tender with id 'XX-1'"}}}},
