@@ -12,7 +12,7 @@ workbook) are skipped with a message. Without the data folder it says so and
 exits 0.
 
     .venv/bin/python bench/real_data.py                       # everything (~30 min on 2 cores)
-    .venv/bin/python bench/real_data.py --only pk_ppra        # one folder
+    .venv/bin/python bench/real_data.py --only pk_ppra        # one folder (or a file: za_etenders/tenders.csv)
     .venv/bin/python bench/real_data.py --limit-per-file 200  # a quick pass
 """
 
@@ -47,12 +47,15 @@ COLLECTION = "real_data"
 def batch_files(data: Path, only: list[str]) -> tuple[list[Path], list[dict]]:
     files, skipped = [], []
     for folder in sorted(p for p in data.iterdir() if p.is_dir()):
-        if only and folder.name not in only:
+        if only and not any(o == folder.name or o.startswith(folder.name + "/") for o in only):
             continue
         if folder.name in NOT_BATCHES:
             skipped.append({"path": folder.name, "skipped": NOT_BATCHES[folder.name]})
             continue
         for path in sorted(folder.rglob("*")):
+            rel = str(path.relative_to(data))
+            if only and folder.name not in only and rel not in only:
+                continue
             if path.suffix.lower() in (".csv", ".xlsx"):
                 files.append(path)
             elif path.is_file():
@@ -104,7 +107,8 @@ def ingest(files: list[Path], data: Path, settings: Settings, limit: int | None)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of real files")
-    parser.add_argument("--only", action="append", default=[], help="only this sub-folder (repeatable)")
+    parser.add_argument("--only", action="append", default=[],
+                        help="only this sub-folder or file (relative to --data; repeatable)")
     parser.add_argument("--limit-per-file", type=int, default=None, help="read at most N rows of each file")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "real_data.json")
     args = parser.parse_args(argv)
