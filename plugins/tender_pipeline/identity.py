@@ -9,14 +9,25 @@ makes a new one (that is the price of a source that publishes no id).
 
 An **amendment** (corrigendum, addendum, erratum, "amended", ...) that carries
 its own id but cites another notice — "ADDENDUM TO RFP No. PPP01/2024-25 ..." —
-is linked to the notice it amends: within a batch, when exactly one notice of
-the same source and buyer has an id ending in the cited reference (after a non-alphanumeric); against the
-index, when the source prefix (or source + scope prefix) plus the reference is
-an indexed id. The
-amendment then takes the original's id (so the two are one search result), keeps
-the original's values where its own are blank, and is counted as a new version.
-Only references that look like ids (contain a digit, 4+ characters, after
-"no", "number", "ref", "bid", "tender", "rfq", "rfp", "rfb") are matched.
+is linked to the notice it amends:
+
+- within a batch (``link_in_batch``, in validate): when exactly one notice of
+  the same source and buyer has an id ending in the cited reference (after a
+  non-alphanumeric), e.g. ``za-muni:Example LM:BID 12/2026`` for "BID 12/2026";
+- against the index (``link_to_index``, in enrich): when the source prefix, or
+  source + scope prefix, plus the reference is an indexed id, the amendment's
+  own id is not indexed yet, and no other record of the batch has that id.
+
+The amendment then takes the original's id (one search result), keeps the
+original's values where its own are blank (in a batch), and the write counts as
+a new version. Only references that look like ids (a digit, 4+ characters,
+after "no", "number", "ref", "bid", "tender", "rfq", "rfp", "rfb") are matched.
+Sources whose amendments share the tender's id (PPRA's Corrigendum statuses)
+need no linking: the same id is simply updated.
+
+**Versions**: the Chroma metadata ``versions`` is 1 on insert and +1 each time a
+write changes the content hash; rewriting the same content (rerun, ``--force``)
+keeps it. ``is_corrigendum`` stays true once a tender has been amended.
 """
 
 from __future__ import annotations
