@@ -39,7 +39,8 @@ start=$SECONDS
 # CPU torch first. Where the PyTorch CPU index is reachable (a laptop) use it;
 # where it isn't (CI here: a local CPU wheel is configured for pip) a plain
 # install finds the CPU build without a several-second network timeout.
-if curl -fsS --max-time 5 -o /dev/null "$TORCH_CPU_INDEX/torch/" 2>/dev/null; then
+if "$VENV/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+        "$TORCH_CPU_INDEX/torch/" 2>/dev/null; then
     "${pip[@]}" --extra-index-url "$TORCH_CPU_INDEX" -r requirements-torch.txt
 else
     "${pip[@]}" -r requirements-torch.txt

@@ -20,6 +20,16 @@ log() { printf '[up %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { log "ERROR: $*" >&2; exit 1; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# HTTP with the venv's Python: a fresh machine may have no curl.
+http_ok() { python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)' "$1" 2>/dev/null; }
+search_hits() {  # number of results the search API returns for "$1" (0 on any error)
+    python -c '
+import json, sys, urllib.parse, urllib.request
+url = sys.argv[1] + "?" + urllib.parse.urlencode({"q": sys.argv[2]})
+body = json.load(urllib.request.urlopen(url, timeout=10))
+results = body.get("results", body) if isinstance(body, dict) else body
+print(len(results) if isinstance(results, list) else 0)' "http://127.0.0.1:$SEARCH_PORT/search" "$1" 2>/dev/null || echo 0
+}
 
 # --- process bookkeeping -----------------------------------------------------
 STARTED=()
@@ -44,7 +54,7 @@ trap stop_all EXIT
 wait_for() {  # wait_for NAME URL TIMEOUT_S: until URL answers 2xx, or the process died
     local name=$1 url=$2 timeout=$3 t0=$SECONDS pid
     pid=$(cat "$PIDS_DIR/$name.pid")
-    until curl -fs -o /dev/null --max-time 3 "$url"; do
+    until http_ok "$url"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 30 "$LOG_DIR/$name.log" >&2 || true
             die "$name exited; see logs/$name.log"
@@ -144,12 +154,7 @@ while true; do
         fi
     done
     if ((!searchable)); then
-        hits=$(curl -fsS --max-time 10 -G "http://127.0.0.1:$SEARCH_PORT/search" \
-            --data-urlencode "q=$SAMPLE_QUERY" 2>/dev/null | python -c '
-import json, sys
-body = json.load(sys.stdin)
-results = body.get("results", body) if isinstance(body, dict) else body
-print(len(results) if isinstance(results, list) else 0)' 2>/dev/null || echo 0)
+        hits=$(search_hits "$SAMPLE_QUERY")
         if ((hits > 0)); then
             searchable=1
             log "sample batch searchable after $((SECONDS - T0)) s ($hits hits for '$SAMPLE_QUERY'); running, Ctrl-C to stop"
