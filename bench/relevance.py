@@ -93,6 +93,10 @@ def main() -> None:
         summary = pipeline.run_all(settings, "relevance", source=str(SAMPLE))
         fill_s = time.perf_counter() - started
         embedder = get_embedder(settings)
+        if settings.torch_threads:  # as the service runs it (search_api.services)
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
         from tender_pipeline import store
 
         collection = store.open_collection(store.get_client(settings), settings.tender_collection,
@@ -124,6 +128,11 @@ def main() -> None:
                     got = evaluate(Searcher(tuned, embedder, intent), collection, labelled, rerank=True)
                     grid.append({"rank_vector_weight": weight, "rank_sector_bonus": bonus,
                                  "ndcg@10": got["ndcg@10"], "mrr@10": got["mrr@10"]})
+            for fetch, candidates in ((True, 50), (True, 100), (True, 150), (True, 300), (False, 150)):
+                tuned = settings.model_copy(update={"search_fetch_documents": fetch, "search_candidates": candidates})
+                got = evaluate(Searcher(tuned, embedder, intent), collection, labelled, rerank=True)
+                grid.append({"search_fetch_documents": fetch, "search_candidates": candidates,
+                             "ndcg@10": got["ndcg@10"], "mrr@10": got["mrr@10"], "median_ms": got["median_ms"]})
             report["sweep"] = grid
         print(json.dumps(report, indent=1))
 

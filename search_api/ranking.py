@@ -28,6 +28,7 @@ STOPWORDS = frozenset(
 META = frozenset("\\.+*?()|[]{}^$#&-~")
 BODY_WEIGHT = 0.6  # a term found only in summary/keywords/description
 STRONG_FIELDS = ("title", "buyer", "city", "region", "country", "tender_id")
+BODY_FIELDS = ("summary", "keywords", "sector", "subsector", "category")
 
 
 def stem(token: str) -> str:
@@ -110,7 +111,7 @@ class Candidate:
     def __post_init__(self) -> None:
         meta = self.metadata
         self.strong = words(" ".join(str(meta.get(f, "")) for f in STRONG_FIELDS))
-        self.body = words(self.document) | words(str(meta.get("keywords", "")))
+        self.body = words(" ".join([self.document] + [str(meta.get(f, "")) for f in BODY_FIELDS]))
 
 
 def lexical_scores(candidates: list[Candidate], terms: list[str]) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from search_api.filters import build_where
 from search_api.models import SearchParams, SearchResult
-from search_api.ranking import Candidate, exact_terms, fuse, term_pattern
+from search_api.ranking import Candidate, exact_terms, fuse, term_pattern, words
 
 
 @dataclass
@@ -78,26 +78,28 @@ class Searcher:
                    n_results: int) -> list[Candidate]:
         """Vector top-n under the filters, plus the nearest notices containing each exact term."""
         pool: dict[str, Candidate] = {}
+        s = self.settings
+        include = ["metadatas", "distances"] + (["documents"] if s.search_fetch_documents else [])
 
-        def add(got: dict) -> None:
-            ids = got["ids"][0]
-            for i, tid in enumerate(ids):
+        def add(got: dict, term: str | None = None) -> None:
+            docs = got.get("documents")
+            for i, tid in enumerate(got["ids"][0]):
                 if tid not in pool:
                     pool[tid] = Candidate(id=tid, cosine=1.0 - float(got["distances"][0][i]),
-                                          metadata=got["metadatas"][0][i] or {}, document=got["documents"][0][i] or "")
-
-        include = ["metadatas", "documents", "distances"]
-        s = self.settings
+                                          metadata=got["metadatas"][0][i] or {},
+                                          document=(docs[0][i] or "") if docs else "")
+                if term is not None:  # Chroma matched the term in this notice's document
+                    pool[tid].body |= words(term)
 
         def term_query(term: str) -> dict:
             return collection.query(query_embeddings=[vector], n_results=s.search_term_candidates,
                                     where=where, where_document={"$regex": term_pattern(term)}, include=include)
 
         terms = exact_terms(query, s.search_max_terms) if s.search_term_candidates else []
-        futures = [self._pool.submit(term_query, t) for t in terms]  # in parallel with the vector query
+        futures = [(t, self._pool.submit(term_query, t)) for t in terms]  # in parallel with the vector query
         add(collection.query(query_embeddings=[vector], n_results=n_results, where=where, include=include))
-        for future in futures:
-            add(future.result())
+        for term, future in futures:
+            add(future.result(), term)
         return list(pool.values())
 
     def search(self, collection, params: SearchParams, facets: dict[str, list[str]],

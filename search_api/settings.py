@@ -17,8 +17,9 @@ class ApiSettings(Settings):
     """Settings for the search API (env vars are the upper-case field names)."""
 
     # candidate generation
-    search_candidates: int = Field(150, ge=10, le=1000)  # vector over-fetch before re-ranking
+    search_candidates: int = Field(100, ge=10, le=1000)  # vector over-fetch before re-ranking
     search_term_candidates: int = Field(40, ge=0, le=500)  # per exact term via where_document
+    search_fetch_documents: bool = True  # lexical evidence from the full text, not only metadata
     search_max_terms: int = Field(4, ge=0, le=10)  # exact terms that get their own candidate query
     # fusion weights (steered with bench/relevance.py)
     rank_vector_weight: float = Field(0.55, ge=0, le=1)
