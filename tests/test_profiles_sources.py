@@ -167,11 +167,11 @@ def test_pk_ppra(profiles):
 
 def test_gh_ppa(profiles):
     _, r = run("gh_ppa.csv", profiles)
-    desks = r["gh-ppa:MOE/2024/NCT/01:lot-1:Desk Makers Ltd"]
+    desks = r["gh-ppa:MOE/2024/NCT/01:lot-1:Desk Makers Ltd:14th September, 2023"]
     assert (desks["value_amount"], desks["currency"], desks["published_date"]) == (
         1_239_142.75, "GHS", "2023-09-14")
     assert desks["closing_date"] is None and desks["notice_type"] == "Contract award (Restricted Tender)"
-    chairs = r["gh-ppa:MOE/2024/NCT/01:lot-2:Chairs Co"]
+    chairs = r["gh-ppa:MOE/2024/NCT/01:lot-2:Chairs Co:21st September, 2023"]
     assert (chairs["currency"], chairs["value_amount"]) == ("USD", 410_950.0)
     # an award without a description gets a title built from its other columns
     assert chairs["title"] == "Restricted Tender award to Chairs Co by Ministry of Example"
