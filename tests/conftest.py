@@ -57,3 +57,18 @@ def tender_dag(airflow_db):
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
     return bag.dags["tender_ingest"]
+
+
+@pytest.fixture(scope="session")
+def indexed_sample(chroma, tmp_path_factory) -> dict:
+    """The 240-tender sample ingested once into the session's Chroma; returns its connection settings."""
+    from tender_pipeline import pipeline
+    from tender_pipeline.settings import Settings
+
+    host, port = chroma
+    where = {"chroma_host": host, "chroma_port": port, "tender_collection": "sample_index"}
+    settings = Settings(**where, staging_uri=str(tmp_path_factory.mktemp("sample-staging")),
+                        embed_backend="local", enrich_backend="local")
+    summary = pipeline.run_all(settings, "sample-index", source=str(SAMPLE_CSV))
+    assert summary["upserted"] == 240
+    return where

@@ -360,3 +360,26 @@ class AirflowCluster:
             time.sleep(poll)
         raise TimeoutError(f"runs of {dag_id} not done after {timeout}s: "
                            f"{[(r['dag_run_id'], r['state']) for r in runs]}")
+
+
+@contextlib.contextmanager
+def serve_app(app, timeout: float = 30.0) -> Iterator[str]:
+    """An ASGI app under a real uvicorn server in a thread; yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from search_api.main import create_app
 from search_api.settings import ApiSettings
-from tests.services import free_port
+from tests.services import free_port, serve_app
 
 
 def offline_settings(feedback: Path) -> ApiSettings:
@@ -25,23 +21,6 @@ def offline_settings(feedback: Path) -> ApiSettings:
                        embed_backend="local", warm_embedder=False)
 
 
-@contextlib.contextmanager
-def serve(app):
-    """The app under a real uvicorn server in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def read_lines(path: Path) -> list[dict]:
@@ -91,7 +70,7 @@ def test_200_concurrent_posts_from_two_workers_leave_200_whole_lines(tmp_path):
     """Two app instances (as two uvicorn workers would be) share one file; 200 posts at once."""
     path = tmp_path / "feedback.jsonl"
     apps = [create_app(offline_settings(path)), create_app(offline_settings(path))]
-    with serve(apps[0]) as url_a, serve(apps[1]) as url_b, \
+    with serve_app(apps[0]) as url_a, serve_app(apps[1]) as url_b, \
             httpx.Client(timeout=30, limits=httpx.Limits(max_connections=100)) as http:
         def post(i: int) -> int:
             url = url_a if i % 2 else url_b

@@ -11,8 +11,6 @@ from fastapi.testclient import TestClient
 
 from search_api.main import create_app
 from search_api.settings import ApiSettings
-from tender_pipeline import pipeline
-from tests.services import chroma_server
 
 pytestmark = pytest.mark.slow
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_tenders.csv"
@@ -36,17 +34,13 @@ def rows() -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory) -> TestClient:
+def api(tmp_path_factory, indexed_sample) -> TestClient:
     base = tmp_path_factory.mktemp("api")
-    with chroma_server(base / "chroma") as (host, port):
-        settings = ApiSettings(chroma_host=host, chroma_port=port, staging_uri=str(base / "staging"),
-                               tender_collection="tenders_api_test", feedback_path=str(base / "fb.jsonl"),
-                               embed_backend="local", enrich_backend="local", stats_ttl_s=300)
-        summary = pipeline.run_all(settings, "api-test", source=str(SAMPLE))
-        assert summary["upserted"] == 240
-        with TestClient(create_app(settings)) as client:
-            wait_ready(client)
-            yield client
+    settings = ApiSettings(**indexed_sample, feedback_path=str(base / "fb.jsonl"), embed_backend="local",
+                           stats_ttl_s=300)
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        yield client
 
 
 def search(api: TestClient, **params) -> dict:

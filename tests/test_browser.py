@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from search_api.main import create_app
 from search_api.settings import ApiSettings
-from tender_pipeline import pipeline
-from tests.services import chroma_server, free_port
+from tests.services import serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_tenders.csv"
@@ -24,42 +20,22 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@contextlib.contextmanager
-def serve(app):
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, indexed_sample):
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed (apt-get install -y chromium)")
     base = tmp_path_factory.mktemp("browser")
-    with chroma_server(base / "chroma") as (host, port):
-        settings = ApiSettings(chroma_host=host, chroma_port=port, staging_uri=str(base / "staging"),
-                               tender_collection="tenders_browser", feedback_path=str(base / "feedback.jsonl"),
-                               embed_backend="local", enrich_backend="local")
-        pipeline.run_all(settings, "browser", source=str(SAMPLE))
-        with serve(create_app(settings)) as url:
-            import httpx
+    settings = ApiSettings(**indexed_sample, feedback_path=str(base / "feedback.jsonl"), embed_backend="local")
+    with serve_app(create_app(settings)) as url:
+        import httpx
 
-            deadline = time.monotonic() + 120
-            while httpx.get(f"{url}/ready").status_code != 200:
-                assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
-                time.sleep(0.3)
-            yield url, Path(settings.feedback_path)
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/ready").status_code != 200:
+            assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
+            time.sleep(0.3)
+        yield url, Path(settings.feedback_path)
 
 
 @pytest.fixture
