@@ -119,8 +119,9 @@ def test_za_municipal_scoped_and_content_ids(profiles):
     # the same number in two municipalities is two tenders
     assert "za-muni:Example LM:BID 12/2026" in r
     content_ids = [tid for tid in r if re.fullmatch(r"za-muni:h-[0-9a-f]{16}", tid)]
-    # no number, and the noise number "FOR", both get content-derived ids
-    assert len(content_ids) == 2
+    # no number, the noise number "FOR" and two tenders sharing the cut-off number "UMZ/2026-27/":
+    # each gets its own content-derived id instead of collapsing into one
+    assert len(content_ids) == 4
     fleet = next(r[t] for t in content_ids if r[t]["title"].startswith("Fleet"))
     assert fleet["closing_date"] is None  # "Refer to downloads" is a placeholder here
     # "June 2026" has no day: quarantined with file, row, field and reason
@@ -133,7 +134,7 @@ def test_za_municipal_scoped_and_content_ids(profiles):
     assert amended["title"].startswith("Erratum to BID 12/2026")
     assert amended["closing_date"] == "2026-03-27"
     counts = result.per_file["za_municipal.csv"]
-    assert (counts.rows, counts.valid, counts.duplicates, counts.quarantined) == (5, 3, 1, 1)
+    assert (counts.rows, counts.valid, counts.duplicates, counts.quarantined) == (7, 5, 1, 1)
 
 
 def test_content_id_is_stable_and_documented(profiles):
