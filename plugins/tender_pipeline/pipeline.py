@@ -139,15 +139,14 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
         rows = list(staging.read_jsonl(run / "valid.jsonl"))
         records = [TenderRecord.model_validate(r["record"]) for r in rows]
         _, collection = _collection(settings)
-        records = identity.link_to_index(records, lambda ids: set(store.existing_hashes(collection, ids)))
+        records = identity.link_to_index(records, lambda ids: set(store.existing_state(collection, ids)))
         hashes = [r.content_hash() for r in records]
         state = store.existing_state(collection, [r.tender_id for r in records])
-        indexed = {tid: s["content_hash"] for tid, s in state.items()}
         enricher = build_enricher(settings)
         # a record the model could not enrich last time (offline fallback) gets another try
         retry_fallback = enricher.name != "local"
         todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True))
-                if force or indexed.get(r.tender_id) != h
+                if force or r.tender_id not in state or state[r.tender_id]["content_hash"] != h
                 or (retry_fallback and state[r.tender_id]["enrichment_source"] == "fallback")]
         unchanged_by_file = Counter(rows[i]["file"] for i in set(range(len(rows))) - set(todo))
         out: list[dict] = []
@@ -160,7 +159,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
                 for i, enrichment in zip(part, results, strict=True):
                     item = EnrichedTender(record=records[i], enrichment=enrichment, content_hash=hashes[i])
                     prev = state.get(records[i].tender_id)
-                    out.append({"file": rows[i]["file"], "existed": records[i].tender_id in indexed,
+                    out.append({"file": rows[i]["file"], "existed": prev is not None,
                                 "versions": identity.next_version(prev, hashes[i]),
                                 "was_corrigendum": bool(prev and prev["is_corrigendum"]),
                                 **item.model_dump(mode="json")})
@@ -219,7 +218,8 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
         stats.update(upserted=written, inserted=sum(not r["existed"] for r in rows),
                      updated=sum(bool(r["existed"]) for r in rows),
                      collection_count=collection.count(),
-                     per_file=dict(Counter(r["file"] for r in rows)))
+                     inserted_per_file=dict(Counter(r["file"] for r in rows if not r["existed"])),
+                     updated_per_file=dict(Counter(r["file"] for r in rows if r["existed"])))
     summary = summarize(run)
     staging.write_json(run / "summary.json", summary)
     log.info("run summary: %s", {k: v for k, v in summary.items() if k != "per_file"})
@@ -231,14 +231,11 @@ def summarize(run: Path) -> dict[str, Any]:
     st = {name: staging.read_json(run / f"{name}.json") for name in STAGES if (run / f"{name}.json").exists()}
     f, v, e, m, u = (st.get(n, {}) for n in STAGES)
     per_file: dict[str, dict[str, int]] = {}
-    inserted = Counter()
-    updated = Counter()
-    for row in staging.read_jsonl(run / "enriched.jsonl") if (run / "enriched.jsonl").exists() else []:
-        (updated if row["existed"] else inserted)[row["file"]] += 1
+    inserted, updated = u.get("inserted_per_file", {}), u.get("updated_per_file", {})
     for name, counts in v.get("per_file", {}).items():
         per_file[name] = {
-            "profile": counts["profile"], "rows": counts["rows"], "inserted": inserted[name],
-            "updated": updated[name], "unchanged": e.get("unchanged_per_file", {}).get(name, 0),
+            "profile": counts["profile"], "rows": counts["rows"], "inserted": inserted.get(name, 0),
+            "updated": updated.get(name, 0), "unchanged": e.get("unchanged_per_file", {}).get(name, 0),
             "duplicates": counts["duplicates"], "quarantined": counts["quarantined"],
         }
     return {

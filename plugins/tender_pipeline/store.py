@@ -64,17 +64,6 @@ def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-def existing_hashes(collection, ids: Iterable[str], batch: int = 1000) -> dict[str, str]:
-    """content_hash per id already in the collection (ids absent from it are left out)."""
-    found: dict[str, str] = {}
-    ids = list(ids)
-    for part in chunked(ids, batch):
-        got = collection.get(ids=list(part), include=["metadatas"])
-        for tid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
-            found[tid] = (meta or {}).get("content_hash", "")
-    return found
-
-
 def existing_state(collection, ids: Iterable[str], batch: int = 1000) -> dict[str, dict[str, Any]]:
     """content_hash, versions and is_corrigendum per id already in the collection."""
     found: dict[str, dict[str, Any]] = {}
