@@ -49,24 +49,13 @@ def _s3_client(uri: str):
     return S3Hook(aws_conn_id="aws_default").get_conn()
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    from pydantic import ValidationError
-
-    from tender_pipeline.profiles import UnknownLayoutError
-    from tender_pipeline.readers import UnreadableFileError
-    from tender_pipeline.sources import SourceNotFoundError
-    from tender_pipeline.store import EmbeddingMismatchError
-    from tender_pipeline.validate import BatchRejectedError
-
-    return (UnknownLayoutError, UnreadableFileError, SourceNotFoundError, BatchRejectedError,
-            EmbeddingMismatchError, ValidationError)
-
-
 def _stage(fn, *args, **kwargs):
     """Run a stage; bad input fails the task at once with its message (a retry can't fix it)."""
+    from tender_pipeline.errors import USER_ERRORS
+
     try:
         return fn(*args, **kwargs)
-    except _user_errors() as exc:
+    except USER_ERRORS as exc:
         raise AirflowFailException(str(exc)) from None
 
 

@@ -8,18 +8,10 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
 from tender_pipeline import pipeline
-from tender_pipeline.profiles import UnknownLayoutError
-from tender_pipeline.readers import UnreadableFileError
+from tender_pipeline.errors import USER_ERRORS
 from tender_pipeline.settings import get_settings
-from tender_pipeline.sources import SourceNotFoundError, is_s3
-from tender_pipeline.store import EmbeddingMismatchError
-from tender_pipeline.validate import BatchRejectedError
-
-USER_ERRORS = (UnknownLayoutError, UnreadableFileError, SourceNotFoundError,
-               BatchRejectedError, EmbeddingMismatchError, ValidationError)
+from tender_pipeline.sources import is_s3
 
 
 def _s3_client():

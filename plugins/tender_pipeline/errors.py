@@ -1,0 +1,20 @@
+"""Errors caused by the input or configuration, not by a passing fault.
+
+The CLI prints them without a traceback; the DAG fails the task at once
+(retrying cannot fix a bad file). Kept in one place so both agree.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from tender_pipeline.profiles import UnknownLayoutError
+from tender_pipeline.readers import UnreadableFileError
+from tender_pipeline.sources import SourceNotFoundError
+from tender_pipeline.store import EmbeddingMismatchError
+from tender_pipeline.validate import BatchRejectedError
+
+USER_ERRORS: tuple[type[Exception], ...] = (
+    UnknownLayoutError, UnreadableFileError, SourceNotFoundError, BatchRejectedError,
+    EmbeddingMismatchError, ValidationError,
+)
