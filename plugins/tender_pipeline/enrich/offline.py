@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from tender_pipeline.embed import Embedder
 from tender_pipeline.models import Enrichment, TenderRecord
+from tender_pipeline.sector_scores import DivisionScorer
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Division, Taxonomy, load_taxonomy
 
@@ -32,7 +31,6 @@ STOPWORDS = frozenset(
     "tender tenders bid bids invitation procurement request quotation quotations rfq rfp notice "
     "services service works work goods various other related including inc ltd via into per".split()
 )
-LEXICAL_BONUS = 0.08
 
 
 def _tokens(text: str) -> list[str]:
@@ -55,12 +53,7 @@ class OfflineEnricher:
 
     def __init__(self, taxonomy: Taxonomy, embedder: Embedder | None = None) -> None:
         self.taxonomy = taxonomy
-        self._embedder = embedder
-        self._codes = sorted(taxonomy.divisions)
-        self._label_vectors: np.ndarray | None = None
-        self._hint_sets = {
-            code: set(_tokens(f"{d.label} {d.hints}")) for code, d in taxonomy.divisions.items()
-        }
+        self._scorer = DivisionScorer(taxonomy, embedder, _tokens)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OfflineEnricher:
@@ -73,25 +66,12 @@ class OfflineEnricher:
         return {}
 
     # --- classification -------------------------------------------------
-    def _labels(self) -> np.ndarray:
-        if self._label_vectors is None:
-            texts = [f"{d.label}: {d.hints}" for d in (self.taxonomy.divisions[c] for c in self._codes)]
-            self._label_vectors = self._embedder.embed_documents(texts)
-        return self._label_vectors
-
     def classify(self, texts: list[str]) -> list[Division]:
         """Best division per text: embedding similarity plus a bonus per matching hint word."""
         if not texts:
             return []
-        lexical = np.zeros((len(texts), len(self._codes)), dtype=np.float32)
-        for i, text in enumerate(texts):
-            words = set(_tokens(text))
-            for j, code in enumerate(self._codes):
-                lexical[i, j] = len(words & self._hint_sets[code])
-        scores = LEXICAL_BONUS * np.minimum(lexical, 3)
-        if self._embedder is not None:
-            scores = scores + self._embedder.embed_documents(texts) @ self._labels().T
-        return [self.taxonomy.divisions[self._codes[int(k)]] for k in scores.argmax(axis=1)]
+        scores = self._scorer.scores(texts)
+        return [self._scorer.divisions[int(k)] for k in scores.argmax(axis=1)]
 
     # --- enrichment -----------------------------------------------------
     def enrich(self, records: list[TenderRecord]) -> list[Enrichment]:

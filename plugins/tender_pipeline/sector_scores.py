@@ -1,0 +1,50 @@
+"""Score texts against the taxonomy's divisions: one scorer for the enricher and the search intent.
+
+A division's score is the cosine between the text and ``"label: hints"`` plus
+a bonus per hint word the text contains (capped at three), so both the
+offline enricher and the query-intent step rank sectors the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from tender_pipeline.embed import Embedder
+from tender_pipeline.taxonomy import Division, Taxonomy
+
+HINT_BONUS = 0.08
+MAX_HINTS = 3
+
+
+class DivisionScorer:
+    """Scores per (text, division); divisions in code order (``self.divisions``)."""
+
+    def __init__(self, taxonomy: Taxonomy, embedder: Embedder | None,
+                 tokenize: Callable[[str], Iterable[str]]) -> None:
+        self.divisions: list[Division] = [taxonomy.divisions[c] for c in sorted(taxonomy.divisions)]
+        self._tokenize = tokenize
+        self._hints = [set(tokenize(f"{d.label} {d.hints}")) for d in self.divisions]
+        self._embedder = embedder
+        self._vectors: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def label_vectors(self) -> np.ndarray:
+        """The divisions' description vectors, embedded once."""
+        with self._lock:
+            if self._vectors is None:
+                self._vectors = self._embedder.embed_documents([f"{d.label}: {d.hints}" for d in self.divisions])
+        return self._vectors
+
+    def scores(self, texts: list[str], vectors: np.ndarray | None = None) -> np.ndarray:
+        """(len(texts), divisions) scores; ``vectors`` are the texts' embeddings when already known."""
+        lexical = np.array([[min(len(set(self._tokenize(t)) & h), MAX_HINTS) for h in self._hints]
+                            for t in texts], dtype=np.float32).reshape(len(texts), len(self.divisions))
+        scores = HINT_BONUS * lexical
+        if self._embedder is not None:
+            if vectors is None:
+                vectors = self._embedder.embed_documents(texts)
+            scores = scores + np.atleast_2d(vectors) @ self.label_vectors().T
+        return scores
