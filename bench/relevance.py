@@ -37,6 +37,7 @@ from search_api.search import Searcher  # noqa: E402
 from search_api.settings import ApiSettings  # noqa: E402
 from tender_pipeline import pipeline  # noqa: E402
 from tender_pipeline.embed import get_embedder  # noqa: E402
+from tender_pipeline.lexical import open_index  # noqa: E402
 from tests.services import chroma_server  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "fixtures" / "sample_tenders.csv"
@@ -88,7 +89,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="relevance-") as tmp, chroma_server(Path(tmp) / "chroma") as (host, port):
         settings = ApiSettings(chroma_host=host, chroma_port=port, staging_uri=f"{tmp}/staging",
-                               tender_collection="relevance", embed_backend="local", enrich_backend="local")
+                               lexical_index_path=f"{tmp}/lexical", tender_collection="relevance", embed_backend="local", enrich_backend="local")
         started = time.perf_counter()
         summary = pipeline.run_all(settings, "relevance", source=str(SAMPLE))
         fill_s = time.perf_counter() - started
@@ -102,14 +103,16 @@ def main() -> None:
         collection = store.open_collection(store.get_client(settings), settings.tender_collection,
                                            embedder.model_id, embedder.dim, create=False)
         intent = SectorIntent(embedder, settings.taxonomy_path)
-        service = evaluate(Searcher(settings, embedder, intent), collection, labelled, rerank=True)
-        baseline = evaluate(Searcher(settings, embedder), collection, labelled, rerank=False)
+        lexical = open_index(settings.lexical_dir)
+        service = evaluate(Searcher(settings, embedder, intent, lexical), collection, labelled, rerank=True)
+        baseline = evaluate(Searcher(settings, embedder, lexical=lexical), collection, labelled, rerank=False)
         report = {
             "sample": SAMPLE.name, "documents": summary["collection_count"], "queries": len(labelled),
             "fill_seconds": round(fill_s, 1), "embedding_model": embedder.model_id,
             "weights": {"rank_vector_weight": settings.rank_vector_weight,
                         "rank_sector_bonus": settings.rank_sector_bonus,
-                        "search_candidates": settings.search_candidates},
+                        "search_candidates": settings.search_candidates,
+                        "search_lexical_candidates": settings.search_lexical_candidates},
             "service": {k: v for k, v in service.items() if k != "per_query"},
             "baseline_vector": {k: v for k, v in baseline.items() if k != "per_query"},
             "ratio_ndcg": round(service["ndcg@10"] / baseline["ndcg@10"], 3) if baseline["ndcg@10"] else None,
@@ -125,13 +128,14 @@ def main() -> None:
             for weight in (0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0):
                 for bonus in (0.0, 0.04, 0.08):
                     tuned = settings.model_copy(update={"rank_vector_weight": weight, "rank_sector_bonus": bonus})
-                    got = evaluate(Searcher(tuned, embedder, intent), collection, labelled, rerank=True)
+                    got = evaluate(Searcher(tuned, embedder, intent, lexical), collection, labelled, rerank=True)
                     grid.append({"rank_vector_weight": weight, "rank_sector_bonus": bonus,
                                  "ndcg@10": got["ndcg@10"], "mrr@10": got["mrr@10"]})
-            for fetch, candidates in ((True, 50), (True, 100), (True, 150), (True, 300), (False, 150)):
-                tuned = settings.model_copy(update={"search_fetch_documents": fetch, "search_candidates": candidates})
-                got = evaluate(Searcher(tuned, embedder, intent), collection, labelled, rerank=True)
-                grid.append({"search_fetch_documents": fetch, "search_candidates": candidates,
+            for lexical_n, candidates in ((0, 100), (50, 50), (100, 100), (200, 100), (100, 300)):
+                tuned = settings.model_copy(update={"search_lexical_candidates": lexical_n,
+                                                    "search_candidates": candidates})
+                got = evaluate(Searcher(tuned, embedder, intent, lexical), collection, labelled, rerank=True)
+                grid.append({"search_lexical_candidates": lexical_n, "search_candidates": candidates,
                              "ndcg@10": got["ndcg@10"], "mrr@10": got["mrr@10"], "median_ms": got["median_ms"]})
             report["sweep"] = grid
         print(json.dumps(report, indent=1))

@@ -1,8 +1,9 @@
-"""Collection-wide facts Chroma cannot aggregate for us: counts per sector/country, buyers, last ingest.
+"""Collection-wide facts for /stats: counts per sector/country/type, document count, last ingest.
 
-Open-source Chroma has no group-by, so we page through the metadata once and
-cache the result for ``stats_ttl_s``; after that a stale cache is served while
-one background thread refreshes it, so no request pays for the scan twice.
+Open-source Chroma has no group-by, so these come from the lexical index's
+aggregations over its fast fields (tens of milliseconds at a million notices,
+no scan of Chroma). The result is cached for ``stats_ttl_s``; after that a
+stale value is served while one background thread refreshes it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from tender_pipeline.lexical import LexicalIndex
+
 log = logging.getLogger(__name__)
-PAGE = 5000
 
 
 @dataclass
@@ -25,12 +27,7 @@ class Facts:
     sectors: Counter = field(default_factory=Counter)
     countries: Counter = field(default_factory=Counter)
     procurement_types: Counter = field(default_factory=Counter)
-    buyer_keys: list[str] = field(default_factory=list)
     computed_at: float = 0.0
-
-    def facets(self) -> dict[str, list[str]]:
-        return {"sectors": list(self.sectors), "procurement_types": list(self.procurement_types),
-                "buyer_keys": self.buyer_keys}
 
     @property
     def last_ingest(self) -> str | None:
@@ -39,29 +36,12 @@ class Facts:
         return datetime.fromtimestamp(self.last_ingest_ts, UTC).isoformat(timespec="seconds")
 
 
-def scan(collection) -> Facts:
-    """Read every record's metadata (no vectors, no documents) page by page."""
-    facts = Facts()
-    buyers: set[str] = set()
-    offset = 0
-    while True:
-        got = collection.get(include=["metadatas"], limit=PAGE, offset=offset)
-        metas = got.get("metadatas") or []
-        for meta in metas:
-            meta = meta or {}
-            facts.documents += 1
-            facts.sectors[meta.get("sector") or "Unknown"] += 1
-            facts.countries[meta.get("country") or "Unknown"] += 1
-            facts.procurement_types[meta.get("procurement_type") or "Unknown"] += 1
-            if meta.get("buyer_key"):
-                buyers.add(meta["buyer_key"])
-            facts.last_ingest_ts = max(facts.last_ingest_ts, int(meta.get("ingested_ts") or 0))
-        if len(metas) < PAGE:
-            break
-        offset += PAGE
-    facts.buyer_keys = sorted(buyers)
-    facts.computed_at = time.time()
-    return facts
+def scan(index: LexicalIndex) -> Facts:
+    """Aggregate the index (terms and max aggregations; no stored document is read)."""
+    got = index.facets()
+    return Facts(documents=got["documents"], last_ingest_ts=got["last_ingest_ts"],
+                 sectors=Counter(got["sector"]), countries=Counter(got["country"]),
+                 procurement_types=Counter(got["procurement_type"]), computed_at=time.time())
 
 
 class Catalog:
@@ -73,21 +53,21 @@ class Catalog:
         self._lock = threading.Lock()
         self._refreshing = False
 
-    def get(self, collection) -> Facts:
+    def get(self, index: LexicalIndex) -> Facts:
         facts = self._facts
         if facts is None:
             with self._lock:
                 if self._facts is None:
-                    self._facts = scan(collection)
+                    self._facts = scan(index)
                 return self._facts
         if time.time() - facts.computed_at > self.ttl_s:
-            self._refresh_in_background(collection)
+            self._refresh_in_background(index)
         return facts
 
     def invalidate(self) -> None:
         self._facts = None
 
-    def _refresh_in_background(self, collection) -> None:
+    def _refresh_in_background(self, index: LexicalIndex) -> None:
         with self._lock:
             if self._refreshing:
                 return
@@ -95,7 +75,7 @@ class Catalog:
 
         def work() -> None:
             try:
-                self._facts = scan(collection)
+                self._facts = scan(index)
             except Exception as exc:  # keep serving the old facts
                 log.warning("catalog refresh failed: %s", exc)
             finally:

@@ -28,5 +28,4 @@ def with_collection(services: Services, call: Callable[[object], T]) -> T:
     except Exception as exc:
         log.warning("chroma call failed, will reconnect: %s", exc)
         services.chroma.reset(exc)
-        services.catalog.invalidate()
         raise ChromaUnavailable(services.chroma.last_error) from exc

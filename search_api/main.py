@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from search_api.chroma import ChromaUnavailable
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.routers import feedback, ops, search, tenders, web
-from search_api.services import ModelNotReady, Services
+from search_api.services import LexicalUnavailable, ModelNotReady, Services
 from search_api.settings import ApiSettings, get_api_settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @app.exception_handler(ChromaUnavailable)
     async def chroma_down(_: Request, exc: ChromaUnavailable) -> JSONResponse:
         return _error(503, "chroma_unavailable", str(exc))
+
+    @app.exception_handler(LexicalUnavailable)
+    async def lexical_down(_: Request, exc: LexicalUnavailable) -> JSONResponse:
+        return _error(503, "lexical_unavailable", str(exc))
 
     @app.exception_handler(ModelNotReady)
     async def model_down(_: Request, exc: ModelNotReady) -> JSONResponse:

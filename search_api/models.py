@@ -168,14 +168,17 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"ready": True, "chroma": "ok", "embedder": "ok", "collection": "tenders"},
+        {"ready": True, "chroma": "ok", "embedder": "ok", "lexical": "ok", "lexical_documents": 240,
+         "collection": "tenders"},
         {"ready": False, "chroma": "Chroma at 127.0.0.1:8000 unavailable: Could not connect to a Chroma server.",
-         "embedder": "loading", "collection": "tenders"},
+         "embedder": "loading", "lexical": "ok", "lexical_documents": 240, "collection": "tenders"},
     ]})
 
     ready: bool
     chroma: str = Field(description="'ok' or the reason Chroma is not usable.")
     embedder: str = Field(description="'ok', 'loading' or the load error.")
+    lexical: str = Field("ok", description="'ok' or the reason the lexical index cannot be opened.")
+    lexical_documents: int = Field(0, description="Notices in the lexical index.")
     collection: str
 
 

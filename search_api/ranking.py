@@ -1,15 +1,16 @@
 """Hybrid re-ranking: vector similarity fused with lexical evidence from the candidates.
 
-Open-source Chroma has no server-side BM25, so the service over-fetches
-candidates (by vector, plus notices that literally contain the query's exact
-terms) and scores each one here:
+Candidates come from Chroma (nearest vectors) and from the lexical index
+(BM25 under the filters, exact references); each is scored here:
 
     score = w * max(cos, 0) + (1 - w) * lexical + sector_bonus      (capped at 1)
 
 ``lexical`` is the IDF-weighted share of the query's terms found in the
 notice — a term in the title, buyer, place or reference counts 1, elsewhere
-in the text ``BODY_WEIGHT`` — with IDF taken over the candidate pool. A
-notice whose reference equals a query token is an exact hit and scores 1.
+in the text ``BODY_WEIGHT`` — with IDF taken over the candidate pool. Which
+terms a notice holds comes from the lexical index (``LexicalIndex.present``),
+so no candidate text is re-read per query. A notice whose reference equals a
+query token is an exact hit and scores 1.
 """
 
 from __future__ import annotations
@@ -25,10 +26,7 @@ STOPWORDS = frozenset(
     "a an and are as at be by for from in into is of on or per the to with via this that these those "
     "tender tenders notice notices bid bids contract contracts procurement rfq rfp request".split()
 )
-META = frozenset("\\.+*?()|[]{}^$#&-~")
 BODY_WEIGHT = 0.6  # a term found only in summary/keywords/description
-STRONG_FIELDS = ("title", "buyer", "city", "region", "country", "tender_id")
-BODY_FIELDS = ("summary", "keywords", "sector", "subsector", "category")
 
 
 def stem(token: str) -> str:
@@ -38,11 +36,6 @@ def stem(token: str) -> str:
     if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
         return token[:-1]
     return token
-
-
-def words(text: str) -> set[str]:
-    """Lower-cased, plural-folded word parts of a text (a reference splits into its parts)."""
-    return {stem(p) for p in _PART.findall(text.lower())}
 
 
 def query_terms(query: str) -> list[str]:
@@ -59,59 +52,18 @@ def compound_tokens(query: str) -> list[str]:
     return _TOKEN.findall(query)
 
 
-def is_distinctive(token: str) -> bool:
-    """Reference-like (has a digit or a separator), an acronym (2+ capitals) or a capitalised name."""
-    if any(c.isdigit() for c in token) or any(c in "-/." for c in token):
-        return len(token) >= 3
-    upper = sum(c.isupper() for c in token)
-    return (upper >= 2 and len(token) >= 2) or (token[:1].isupper() and len(token) >= 4)
-
-
-def exact_terms(query: str, limit: int) -> list[str]:
-    """Terms worth a where_document $contains lookup: distinctive ones first, then the longest words."""
-    tokens = [t for t in dict.fromkeys(compound_tokens(query)) if t.lower() not in STOPWORDS]
-    distinctive = [t for t in tokens if is_distinctive(t)]
-    rest = sorted((t for t in tokens if t not in distinctive and len(t) >= 5), key=len, reverse=True)
-    whole = re.sub(r"^\W+|\W+$", "", " ".join(query.split()))
-    if 1 < len(tokens) <= 3 and len(whole) <= 40 and any(c.isdigit() for c in whole):
-        distinctive.insert(0, whole)  # a reference with spaces, e.g. "WTC 2025/3"
-    return (distinctive + rest)[:limit]
-
-
-def term_pattern(term: str) -> str:
-    """A case-insensitive ``$regex`` for ``where_document`` ($contains is case-sensitive).
-
-    Whole-word for references and acronyms (so 'NHA' does not match 'enhance');
-    a word prefix otherwise, so 'hospital' also finds 'hospitals'.
-    """
-    code_like = any(c.isdigit() or c in "-/." for c in term) or sum(c.isupper() for c in term) >= 2
-    if code_like:
-        return rf"(?i)\b{rust_escape(term)}\b"
-    return rf"(?i)\b{rust_escape(stem(term.lower()))}"
-
-
-def rust_escape(text: str) -> str:
-    """Escape regex metacharacters for Chroma's (Rust) regex engine; spaces stay literal."""
-    return "".join("\\" + ch if ch in META else ch for ch in text)
-
-
 @dataclass
 class Candidate:
     id: str
     cosine: float
     metadata: dict
-    document: str
+    sector: str = ""
     strong: set[str] = field(default_factory=set)
     body: set[str] = field(default_factory=set)
     lexical: float = 0.0
     exact: bool = False
     sector_match: bool = False
     score: float = 0.0
-
-    def __post_init__(self) -> None:
-        meta = self.metadata
-        self.strong = words(" ".join(str(meta.get(f, "")) for f in STRONG_FIELDS))
-        self.body = words(" ".join([self.document] + [str(meta.get(f, "")) for f in BODY_FIELDS]))
 
 
 def lexical_scores(candidates: list[Candidate], terms: list[str]) -> None:
@@ -147,13 +99,16 @@ def mark_exact(candidates: Iterable[Candidate], query: str) -> None:
         c.exact = bool(id_forms(c.id) & typed)
 
 
-def fuse(candidates: list[Candidate], query: str, vector_weight: float, sector: str | None,
+def fuse(candidates: list[Candidate], query: str, terms: list[str], vector_weight: float, sector: str | None,
          sector_bonus: float) -> list[Candidate]:
-    """Score and sort the pool (best first); ties go to the closer vector."""
-    lexical_scores(candidates, query_terms(query))
+    """Score and sort the pool (best first); ties go to the closer vector.
+
+    ``terms`` are the query's terms as the lexical index analyses them (the keys of
+    each candidate's ``strong`` / ``body`` sets)."""
+    lexical_scores(candidates, terms)
     mark_exact(candidates, query)
     for c in candidates:
-        c.sector_match = bool(sector) and c.metadata.get("sector") == sector
+        c.sector_match = bool(sector) and (c.sector or c.metadata.get("sector")) == sector
         if c.exact:
             c.score = 1.0
             continue

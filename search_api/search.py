@@ -1,7 +1,25 @@
-"""The search itself: embed the query, gather candidates from Chroma, re-rank, page."""
+"""The search itself: embed the query, gather candidates, re-rank, page.
+
+Cost must not grow with the collection (a million live notices), so no
+request sends Chroma a ``where`` or ``where_document`` filter (both scan in
+Chroma 1.5.9). Instead:
+
+1. the lexical index (tantivy) counts the notices that pass the filters;
+2. when few pass (≤ ``SEARCH_EXHAUSTIVE_MAX``), Chroma ranks exactly those by
+   vector (``query(ids=…)``: an allow-list, bounded by the setting);
+3. otherwise Chroma's plain kNN (flat cost) is over-fetched in proportion to
+   how selective the filters are, and the hits that fail them are dropped;
+4. in parallel the lexical index gives the BM25 top notices under the filters
+   and any notice whose reference was typed; their cosine comes from their
+   stored vectors (``get(ids=…)``);
+5. the pool is fused (``ranking.fuse``) with lexical evidence read from the
+   index, and cards come from the index's stored fields.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -12,9 +30,18 @@ from typing import Any
 
 import numpy as np
 
-from search_api.filters import build_where
+from search_api.filters import build_filters
 from search_api.models import SearchParams, SearchResult
-from search_api.ranking import Candidate, exact_terms, fuse, term_pattern, words
+from search_api.ranking import Candidate, compound_tokens, fuse, query_terms
+from tender_pipeline.lexical import Filters, Hit, LexicalIndex
+
+
+@dataclass
+class Pool:
+    candidates: list[Candidate]
+    terms: list[str]  # the query's terms as the lexical index analyses them
+    hits: dict[str, Hit]  # id → the index entry (card parsed only for the page shown)
+    timings: dict[str, float]
 
 
 @dataclass
@@ -48,15 +75,24 @@ def card_fields(tender_id: str, meta: dict) -> dict[str, Any]:
     }
 
 
+def typed_forms(query: str) -> list[str]:
+    """What a user may have typed as a reference: each compound token and the whole query."""
+    whole = re.sub(r"^\W+|\W+$", "", " ".join(query.lower().split()))
+    return list(dict.fromkeys([t.lower() for t in compound_tokens(query)] + [whole]))
+
+
 class Searcher:
     """Stateless apart from its collaborators; safe to call from many threads."""
 
-    def __init__(self, settings, embedder, intent=None, cache_size: int = 512) -> None:
+    def __init__(self, settings, embedder, intent=None, lexical: LexicalIndex | None = None,
+                 cache_size: int = 512) -> None:
         self.settings = settings
         self.embedder = embedder
         self.intent = intent
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="term-query")
+        self.lexical = lexical
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="search-io")
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._sectors: OrderedDict[str, str | None] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
 
@@ -67,68 +103,132 @@ class Searcher:
             if hit is not None:
                 self._cache.move_to_end(query)
                 return hit
-        vector = self.embedder.embed_queries([query])[0]
+        vector = np.asarray(self.embedder.embed_queries([query])[0], dtype=np.float32)
         with self._cache_lock:
             self._cache[query] = vector
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return vector
 
-    def candidates(self, collection, query: str, vector: np.ndarray, where: dict | None,
-                   n_results: int) -> list[Candidate]:
-        """Vector top-n under the filters, plus the nearest notices containing each exact term."""
-        pool: dict[str, Candidate] = {}
-        s = self.settings
-        include = ["metadatas", "distances"] + (["documents"] if s.search_fetch_documents else [])
+    # ------------------------------------------------------------------ candidates
+    def _knn(self, collection, vector: np.ndarray, n: int, ids: list[str] | None = None) -> dict[str, float]:
+        """id → cosine of the nearest notices (distances only: no documents or metadata travel)."""
+        if n <= 0:
+            return {}
+        kwargs = {"ids": ids} if ids is not None else {}
+        got = collection.query(query_embeddings=[vector], n_results=n, include=["distances"], **kwargs)
+        return {tid: 1.0 - float(d) for tid, d in zip(got["ids"][0], got["distances"][0], strict=True)}
 
-        def add(got: dict, term: str | None = None) -> None:
-            docs = got.get("documents")
-            for i, tid in enumerate(got["ids"][0]):
-                if tid not in pool:
-                    pool[tid] = Candidate(id=tid, cosine=1.0 - float(got["distances"][0][i]),
-                                          metadata=got["metadatas"][0][i] or {},
-                                          document=(docs[0][i] or "") if docs else "")
-                if term is not None:  # Chroma matched the term in this notice's document
-                    pool[tid].body |= words(term)
+    @staticmethod
+    def _cosines(collection, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
+        """Cosine of the query to these notices' stored vectors (a primary-key read)."""
+        if not ids:
+            return {}
+        got = collection.get(ids=ids, include=["embeddings"])
+        emb = got.get("embeddings")
+        if emb is None or len(got["ids"]) == 0:
+            return {}
+        mat = np.asarray(emb, dtype=np.float32)
+        norms = np.linalg.norm(mat, axis=1) * (np.linalg.norm(vector) or 1.0)
+        sims = mat @ vector / np.where(norms == 0, 1.0, norms)
+        return {tid: float(s) for tid, s in zip(got["ids"], sims, strict=True)}
 
-        def term_query(term: str) -> dict:
-            return collection.query(query_embeddings=[vector], n_results=s.search_term_candidates,
-                                    where=where, where_document={"$regex": term_pattern(term)}, include=include)
+    def candidates(self, collection, query: str, vector: np.ndarray, filters: Filters,
+                   need: int) -> Pool:
+        """The candidates with their cosines and lexical evidence (cards stay unparsed in ``hits``)."""
+        s, lex = self.settings, self.lexical
+        if lex is None:
+            raise RuntimeError("the search needs the lexical index (LEXICAL_INDEX_PATH)")
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        searcher = lex.searcher()  # one consistent snapshot for the whole request
+        terms = lex.analyze(" ".join(query_terms(query)))
+        total = searcher.num_docs
+        k = max(s.search_candidates, need)
+        passing = lex.count(filters, searcher) if filters.active() else total
+        if passing == 0 or total == 0:
+            return Pool([], terms, {}, timings)
+        if filters.active() and passing <= s.search_exhaustive_max:
+            allow = lex.matching_ids(filters, passing, searcher)
+            knn_future = self._pool.submit(self._knn, collection, vector, min(k, len(allow)), allow)
+        else:
+            over = k if not filters.active() else math.ceil(k * total / passing)
+            knn_future = self._pool.submit(self._knn, collection, vector, min(over, s.search_max_overfetch, total))
+        lexical_hits = lex.search(terms, filters, s.search_lexical_candidates, searcher)
+        exact_hits = lex.exact(typed_forms(query), filters, searcher)
+        t1 = time.perf_counter()
+        knn = knn_future.result()
+        t2 = time.perf_counter()
+        hits = {h.id: h for h in lexical_hits + exact_hits}
+        vector_ids = [tid for tid in knn if tid not in hits]
+        if vector_ids:  # cards of the vector hits, and only those that pass the filters
+            kept = lex.matching(Filters(**{**vars(filters), "ids": vector_ids}), len(vector_ids), searcher)
+            hits.update({h.id: h for h in kept})
+        missing = [tid for tid in hits if tid not in knn]
+        cos_future = self._pool.submit(self._cosines, collection, vector, missing)
+        present = lex.present(terms, list(hits.values()), searcher)
+        cosine = {**knn, **cos_future.result()}
+        t3 = time.perf_counter()
+        pool = []
+        for tid, hit in hits.items():
+            c = Candidate(id=tid, cosine=cosine.get(tid, 0.0), metadata={}, sector=hit.sector)
+            c.strong = {t for t in terms if tid in present[t]["strong"]}
+            c.body = {t for t in terms if tid in present[t]["body"]}
+            pool.append(c)
+        timings.update(lexical=(t1 - t0) + (t3 - t2), chroma=t2 - t1)
+        return Pool(pool, terms, hits, timings)
 
-        terms = exact_terms(query, s.search_max_terms) if s.search_term_candidates else []
-        futures = [(t, self._pool.submit(term_query, t)) for t in terms]  # in parallel with the vector query
-        add(collection.query(query_embeddings=[vector], n_results=n_results, where=where, include=include))
-        for term, future in futures:
-            add(future.result(), term)
-        return list(pool.values())
-
-    def search(self, collection, params: SearchParams, facets: dict[str, list[str]],
-               today: date | None = None, rerank: bool = True) -> Ranked:
-        """Ranked results for one page; ``rerank=False`` is the plain-vector baseline."""
+    # ------------------------------------------------------------------ search
+    def search(self, collection, params: SearchParams, facets: dict[str, list[str]] | None = None,
+               today: date | None = None, rerank: bool = True, ids: list[str] | None = None) -> Ranked:
+        """Ranked results for one page; ``rerank=False`` is the plain-vector baseline (bench only);
+        ``ids`` restricts the search to those tenders (alerts). ``facets`` is accepted for
+        compatibility and no longer needed: filters are answered by the lexical index."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         query = params.q.strip()
         vector = self.embed(query)
-        t1 = time.perf_counter()
-        timings["embed"] = t1 - t0
-        where = build_where(params, facets, today or date.today())
+        timings["embed"] = time.perf_counter() - t0
+        filters = build_filters(params, today or date.today(), ids)
         need = params.offset + params.limit
         if not rerank:
-            got = collection.query(query_embeddings=[vector], n_results=need, where=where,
-                                   include=["metadatas", "documents", "distances"])
-            pool = [Candidate(id=tid, cosine=1.0 - float(d), metadata=m or {}, document=doc or "")
-                    for tid, d, m, doc in zip(got["ids"][0], got["distances"][0], got["metadatas"][0],
-                                              got["documents"][0], strict=True)]
-            for c in pool:
-                c.score = max(0.0, min(1.0, c.cosine))
-            page = pool[params.offset:need]
-            timings["chroma"] = time.perf_counter() - t1
-            return Ranked([to_result(c) for c in page], len(pool), None, timings)
-        pool = self.candidates(collection, query, vector, where, max(self.settings.search_candidates, need))
+            return self._baseline(collection, vector, filters, params, timings)
+        pool = self.candidates(collection, query, vector, filters, need)
+        timings.update(pool.timings)
         t2 = time.perf_counter()
-        timings["chroma"] = t2 - t1
-        sector = self.intent.sector_for(query, vector) if self.intent is not None else None
-        ranked = fuse(pool, query, self.settings.rank_vector_weight, sector, self.settings.rank_sector_bonus)
-        timings["rerank"] = time.perf_counter() - t2
+        sector = self.sector(query, vector)
+        ranked = fuse(pool.candidates, query, pool.terms, self.settings.rank_vector_weight, sector,
+                      self.settings.rank_sector_bonus)
         page = ranked[params.offset:need]
+        for c in page:
+            c.metadata = pool.hits[c.id].card
+        timings["rerank"] = time.perf_counter() - t2
         return Ranked([to_result(c) for c in page], len(ranked), sector, timings)
+
+    def sector(self, query: str, vector: np.ndarray) -> str | None:
+        """The sector the query points at (memoised with the query: it costs a scan of the taxonomy)."""
+        if self.intent is None:
+            return None
+        with self._cache_lock:
+            if query in self._sectors:
+                return self._sectors[query]
+        found = self.intent.sector_for(query, vector)
+        with self._cache_lock:
+            self._sectors[query] = found
+            while len(self._sectors) > self._cache_size:
+                self._sectors.popitem(last=False)
+        return found
+
+    def _baseline(self, collection, vector, filters: Filters, params: SearchParams,
+                  timings: dict[str, float]) -> Ranked:
+        """Nearest vectors only, in vector order (what bench/relevance.py compares against)."""
+        t1 = time.perf_counter()
+        need = params.offset + params.limit
+        knn = self._knn(collection, vector, min(max(need * 4, 50), self.settings.search_max_overfetch))
+        kept = self.lexical.matching(Filters(**{**vars(filters), "ids": list(knn)}), len(knn))
+        cards = {h.id: h.card for h in kept}
+        pool = [Candidate(id=tid, cosine=cos, metadata=cards[tid]) for tid, cos in knn.items() if tid in cards]
+        for c in pool:
+            c.score = max(0.0, min(1.0, c.cosine))
+        timings["chroma"] = time.perf_counter() - t1
+        return Ranked([to_result(c) for c in pool[params.offset:need]], len(pool), None, timings)

@@ -22,6 +22,7 @@ from search_api.metrics import Metrics
 from search_api.search import Searcher
 from search_api.settings import ApiSettings
 from tender_pipeline.embed import get_embedder
+from tender_pipeline.lexical import LexicalIndex, open_index
 
 log = logging.getLogger(__name__)
 EMBED_WAIT_S = 60.0
@@ -31,6 +32,10 @@ class ModelNotReady(RuntimeError):
     """The embedding model failed to load or is still loading after EMBED_WAIT_S."""
 
 
+class LexicalUnavailable(RuntimeError):
+    """The lexical index folder cannot be opened (missing volume, newer schema, ...)."""
+
+
 class Services:
     def __init__(self, settings: ApiSettings, metrics: Metrics) -> None:
         self.settings = settings
@@ -38,6 +43,9 @@ class Services:
         self.embedder = get_embedder(settings)  # constructing loads nothing
         self.chroma = ChromaGateway(settings, self.embedder)
         self.intent = SectorIntent(self.embedder, settings.taxonomy_path)
+        self._lexical: LexicalIndex | None = None
+        self._lexical_lock = threading.Lock()
+        self.lexical_error = ""
         self.searcher = Searcher(settings, self.embedder, self.intent)
         self.catalog = Catalog(settings.stats_ttl_s)
         self.feedback = FeedbackLog(settings.feedback_path)
@@ -69,15 +77,38 @@ class Services:
         finally:
             self._model_ready.set()
         try:
-            self.catalog.get(self.chroma.collection())  # facets for filters and /stats, scanned once up front
+            self.chroma.collection()  # connect once up front
         except ChromaUnavailable:
             pass  # reported on /ready; reconnects lazily
+        try:
+            self.catalog.get(self.lexical())  # /stats, aggregated once up front
         except Exception as exc:
-            log.warning("first catalog scan failed (retried on demand): %s", exc)
+            log.warning("first catalog aggregation failed (retried on demand): %s", exc)
 
     def close(self) -> None:
         if self._thread is not None:
             self._thread.join(timeout=0.1)
+
+    def lexical(self) -> LexicalIndex:
+        """The lexical index, opened on first use (it reloads by itself after each commit)."""
+        if self._lexical is None:
+            with self._lexical_lock:
+                if self._lexical is None:
+                    try:
+                        self._lexical = open_index(self.settings.lexical_dir)
+                    except Exception as exc:
+                        self.lexical_error = f"lexical index at {self.settings.lexical_dir}: {exc}"
+                        raise LexicalUnavailable(self.lexical_error) from exc
+                    self.lexical_error = ""
+                    self.searcher.lexical = self._lexical
+        return self._lexical
+
+    def lexical_status(self) -> tuple[str, int]:
+        """('ok' or the reason, documents) for /ready."""
+        try:
+            return "ok", self.lexical().num_docs()
+        except LexicalUnavailable as exc:
+            return str(exc), 0
 
     # --- state ----------------------------------------------------------
     @property

@@ -17,10 +17,10 @@ class ApiSettings(Settings):
     """Settings for the search API (env vars are the upper-case field names)."""
 
     # candidate generation
-    search_candidates: int = Field(100, ge=10, le=1000)  # vector over-fetch before re-ranking
-    search_term_candidates: int = Field(40, ge=0, le=500)  # per exact term via where_document
-    search_fetch_documents: bool = True  # lexical evidence from the full text, not only metadata
-    search_max_terms: int = Field(4, ge=0, le=10)  # exact terms that get their own candidate query
+    search_candidates: int = Field(100, ge=10, le=1000)  # nearest vectors re-ranked per query
+    search_lexical_candidates: int = Field(100, ge=0, le=1000)  # BM25 top notices under the filters
+    search_exhaustive_max: int = Field(5000, ge=0, le=100_000)  # ≤ this many pass the filters: rank them all
+    search_max_overfetch: int = Field(1000, ge=10, le=10_000)  # cap on kNN over-fetch for broad filters
     # fusion weights (steered with bench/relevance.py)
     rank_vector_weight: float = Field(0.55, ge=0, le=1)
     rank_sector_bonus: float = Field(0.04, ge=0, le=0.2)

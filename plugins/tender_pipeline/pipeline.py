@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from tender_pipeline import identity, sources, staging, store
+from tender_pipeline import identity, lexical, sources, staging, store
 from tender_pipeline.documents import document_text
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
@@ -148,7 +148,8 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
         todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True))
                 if force or r.tender_id not in state or state[r.tender_id]["content_hash"] != h
                 or (retry_fallback and state[r.tender_id]["enrichment_source"] == "fallback")]
-        unchanged_by_file = Counter(rows[i]["file"] for i in set(range(len(rows))) - set(todo))
+        unchanged = sorted(set(range(len(rows))) - set(todo))
+        unchanged_by_file = Counter(rows[i]["file"] for i in unchanged)
         out: list[dict] = []
         with _bar(len(todo), "enrich") as bar:
             for start in range(0, len(todo), ENRICH_CHUNK):
@@ -170,6 +171,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
             backend=enricher.name, usage=enricher.usage(),
             sources=dict(Counter(o["enrichment"]["enrichment_source"] for o in out)),
             unchanged_per_file=dict(unchanged_by_file),
+            unchanged_ids=[records[i].tender_id for i in unchanged],  # upsert checks the lexical index has them
         )
     return run_dir
 
@@ -208,14 +210,16 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
             raise RuntimeError(f"{len(items)} enriched records but {len(vectors)} vectors; rerun embed")
         client, collection = _collection(settings)
         now = datetime.now(UTC)
+        ids = [i.record.tender_id for i in items]
+        texts = [document_text(i) for i in items]
+        metas = [identity.with_versions(store.to_metadata(i, now), r) for i, r in zip(items, rows, strict=True)]
         with _bar(len(items), "upsert") as bar:
-            written = store.upsert(
-                collection, [i.record.tender_id for i in items], vectors,
-                [document_text(i) for i in items],
-                [identity.with_versions(store.to_metadata(i, now), r) for i, r in zip(items, rows, strict=True)],
-                client=client, progress=bar.update,
-            )
-        stats.update(upserted=written, inserted=sum(not r["existed"] for r in rows),
+            written = store.upsert(collection, ids, vectors, texts, metas, client=client, progress=bar.update)
+        index = lexical.open_index(settings.lexical_dir)
+        index.upsert(ids, metas, texts)
+        unchanged = staging.read_json(run / "enrich.json").get("unchanged_ids", [])
+        stats.update(upserted=written, lexical_repaired=store.repair_lexical(collection, index, unchanged),
+                     lexical_count=index.num_docs(), inserted=sum(not r["existed"] for r in rows),
                      updated=sum(bool(r["existed"]) for r in rows),
                      collection_count=collection.count(),
                      inserted_per_file=dict(Counter(r["file"] for r in rows if not r["existed"])),

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     chroma_port: int = 8000
     chroma_path: str = "data/chroma"
     tender_collection: str = "tenders"
+    # lexical + filter index beside Chroma: tantivy folders <path>/<collection>; one writer, many readers
+    lexical_index_path: str = "data/lexical"
+    # lifecycle (tender_maintenance DAG): notices closed more than retention_days ago are retired
+    retention_days: int = Field(14, ge=0)
+    retention_unknown_days: int = Field(0, ge=0)  # no closing date: retire this long after ingest; 0 = keep
 
     # models
     gemini_api_key: SecretStr | None = None
@@ -88,6 +93,11 @@ class Settings(BaseSettings):
     @property
     def ledger_dir(self) -> Path:
         return Path(self.ledger_uri) if self.ledger_uri else Path(self.staging_uri) / "_ledger"
+
+    @property
+    def lexical_dir(self) -> Path:
+        """The collection's lexical index: one folder per Chroma collection, like the collection itself."""
+        return Path(self.lexical_index_path) / self.tender_collection
 
     @property
     def enrich_cache_file(self) -> Path:

@@ -136,3 +136,19 @@ def upsert(collection, ids: list[str], embeddings: np.ndarray, documents: list[s
         if progress:
             progress(len(ids[start:end]))
     return written
+
+
+def repair_lexical(collection, index, ids: Sequence[str], batch: int = 1000) -> int:
+    """Copy notices that Chroma holds but the lexical index lacks (e.g. a new or lost index folder).
+
+    Unchanged records skip enrich/embed/upsert, so without this a rerun could
+    never converge the two stores; returns how many were copied."""
+    missing = index.missing(ids)
+    copied = 0
+    for part in chunked(missing, batch):
+        got = collection.get(ids=list(part), include=["metadatas", "documents"])
+        index.upsert(got["ids"], [m or {} for m in got["metadatas"]], [d or "" for d in got["documents"]])
+        copied += len(got["ids"])
+    if copied:
+        log.info("lexical index: copied %d notice(s) it lacked from Chroma", copied)
+    return copied

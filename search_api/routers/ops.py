@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from search_api.deps import ServicesDep, with_collection
+from search_api.deps import ServicesDep
 from search_api.models import ErrorBody, Health, Ready, Stats
 
 router = APIRouter(tags=["operations"])
@@ -19,23 +19,25 @@ def health() -> Health:
     return Health()
 
 
-@router.get("/ready", response_model=Ready, summary="Readiness: Chroma reachable, collection present, model loaded",
+@router.get("/ready", response_model=Ready,
+            summary="Readiness: Chroma reachable, collection present, lexical index open, model loaded",
             responses={503: {"model": Ready, "description": "Not ready; the fields say why."}})
 def ready(services: ServicesDep) -> Response:
     ok, reason = services.chroma.check()
     model = services.model_status
-    body = Ready(ready=ok and model == "ok", chroma="ok" if ok else reason, embedder=model,
-                 collection=services.settings.tender_collection)
+    lexical, documents = services.lexical_status()
+    body = Ready(ready=ok and model == "ok" and lexical == "ok", chroma="ok" if ok else reason, embedder=model,
+                 lexical=lexical, lexical_documents=documents, collection=services.settings.tender_collection)
     services.metrics.ready.set(1 if body.ready else 0)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
 @router.get("/stats", response_model=Stats, summary="Collection statistics",
             description="Document count, last ingest time and counts per sector, country and procurement type. "
-                        "Computed by scanning metadata and cached for STATS_TTL_S seconds.",
-            responses={503: {"model": ErrorBody, "description": "Chroma unavailable."}})
+                        "Aggregated by the lexical index and cached for STATS_TTL_S seconds.",
+            responses={503: {"model": ErrorBody, "description": "The lexical index is unavailable."}})
 def stats(services: ServicesDep) -> Stats:
-    facts = with_collection(services, services.catalog.get)
+    facts = services.catalog.get(services.lexical())
     return Stats(documents=facts.documents, last_ingest=facts.last_ingest,
                  sectors=dict(facts.sectors.most_common()), countries=dict(facts.countries.most_common()),
                  procurement_types=dict(facts.procurement_types.most_common()),

@@ -16,8 +16,9 @@ router = APIRouter(tags=["search"])
 DESCRIPTION = f"""Hybrid search over the indexed tenders.
 
 The query is embedded with the same backend as the notices (query-side task type where the backend has one).
-Candidates are the nearest notices under the filters plus notices that literally contain the query's exact terms
-(reference numbers, acronyms, names); they are re-ranked by vector similarity fused with lexical evidence.
+Candidates are the nearest notices that pass the filters plus the best BM25 matches of the query's words under the
+filters and any notice whose reference was typed (from the lexical index beside Chroma); they are re-ranked by
+vector similarity fused with lexical evidence.
 A clear sector intent adds a small boost, never a filter.
 
 **score**: {SCORE_MEANING}
@@ -35,20 +36,13 @@ def run_search(services: Services, params: SearchParams) -> SearchResponse:
     started = time.perf_counter()
     services.wait_for_model()
 
-    def call(collection):
-        facets = services.catalog.get(collection).facets() if _needs_facets(params) else {}
-        return services.searcher.search(collection, params, facets)
-
-    ranked = with_collection(services, call)
+    services.lexical()  # opens the index on first use (503 when it cannot be opened)
+    ranked = with_collection(services, lambda collection: services.searcher.search(collection, params))
     for stage, seconds in ranked.timings.items():
         services.metrics.search_stage.labels(stage).observe(seconds)
     return SearchResponse(query=params.q, took_ms=round((time.perf_counter() - started) * 1000, 2),
                           total_candidates=ranked.total_candidates, sector_preference=ranked.sector_preference,
                           results=ranked.results)
-
-
-def _needs_facets(params: SearchParams) -> bool:
-    return bool(params.buyer or params.sector or params.procurement_type)
 
 
 @router.get("/search", response_model=SearchResponse, summary="Search tenders (query string)",

@@ -1,0 +1,405 @@
+"""The lexical and filter index beside Chroma: tantivy (BM25, term and range queries).
+
+Why it exists: in Chroma 1.5.9 every ``where`` / ``where_document`` filter scans
+the collection (seconds at a million notices), while plain kNN stays flat. So
+everything that is not "nearest vectors" is answered here from structures
+built for it: words (BM25 over title / strong fields / body), exact
+references, and the filters (country, region, buyer, sector, type, closing
+date, value, corrigendum), plus the card fields a result shows.
+
+One writer at a time (the ``upsert`` task, the maintenance DAG, the rebuild
+command) holds tantivy's writer lock on ``LEXICAL_INDEX_PATH``; readers (every
+search API worker) open the same folder and reload on each commit. The id is
+the tender id, so an upsert is delete-by-id + add, and a rerun converges.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+ANALYZER = "tender"  # simple tokens, lower-cased, ASCII-folded, English-stemmed
+TYPE_SYNONYMS = {"goods": "supply", "supplies": "supply", "work": "works", "service": "services"}
+MISSING_NUMBER = -1.0
+WRITER_HEAP = 64_000_000
+LOCK_WAIT_S = 120.0
+# field → BM25 boost for the words of a query
+TEXT_FIELDS = {"title": 2.0, "strong": 1.5, "body": 1.0}
+FACET_FIELDS = ("sector", "country", "procurement_type")
+
+
+def analyzer() -> tantivy.TextAnalyzer:
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.remove_long(40))
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.ascii_fold())
+            .filter(tantivy.Filter.stemmer("english"))
+            .build())
+
+
+def build_schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("id_key", tokenizer_name="raw", index_option="basic")  # lower-case id forms
+    for name in TEXT_FIELDS:
+        sb.add_text_field(name, tokenizer_name=ANALYZER, index_option="freq")
+    sb.add_text_field("buyer_words", tokenizer_name="default", index_option="basic")
+    for name in ("country_key", "region_key", "sector_key", "type_key"):
+        sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
+    for name in FACET_FIELDS:  # display labels, for /stats counts (sector also read when re-ranking)
+        sb.add_text_field(name, stored=name == "sector", tokenizer_name="raw", fast=True, index_option="basic")
+    sb.add_integer_field("closing_num", indexed=True, fast=True)
+    sb.add_integer_field("published_num", fast=True)
+    sb.add_integer_field("ingested_ts", fast=True)
+    sb.add_integer_field("is_corrigendum", indexed=True, fast=True)
+    sb.add_float_field("value_amount", indexed=True, fast=True)
+    sb.add_float_field("value_report", indexed=True, fast=True)
+    sb.add_bytes_field("card", stored=True)  # the Chroma metadata as JSON: what a result shows
+    return sb.build()
+
+
+def norm(value: str) -> str:
+    """Case- and spacing-insensitive key for exact-match filters."""
+    return " ".join(str(value).split()).lower()
+
+
+def id_forms(tender_id: str) -> list[str]:
+    """The id as stored and without its source prefix, lower-cased ('uk-cf:WTC 2025/3' → 'wtc 2025/3')."""
+    low = norm(tender_id)
+    return [low, low.split(":", 1)[1]] if ":" in low else [low]
+
+
+def words_of(text: str) -> list[str]:
+    """The default tokenizer's view of a text (lower-case alphanumeric runs)."""
+    import re
+
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+@dataclass
+class Filters:
+    """What a search is restricted to; every field optional. Dates are YYYYMMDD ints."""
+
+    country: str | None = None
+    region: str | None = None
+    buyer: str | None = None
+    sector: str | None = None
+    procurement_type: str | None = None
+    closing_min: int | None = None
+    closing_max: int | None = None  # excludes unknown (0) closing dates
+    value_min: float | None = None
+    value_max: float | None = None  # excludes unknown (-1) values
+    value_field: str = "value_amount"  # or value_report (reporting currency)
+    exclude_corrigendum: bool = False
+    ids: list[str] | None = None
+
+    def active(self) -> bool:
+        return any(v not in (None, False) for k, v in vars(self).items() if k != "value_field")
+
+
+@dataclass
+class Hit:
+    """One notice found in the index; the card (stored metadata) is parsed only when asked for."""
+
+    id: str
+    score: float
+    sector: str = ""
+    raw: bytes = b""
+    addr: tuple[int, int] = (0, 0)  # (segment, doc) in the searcher it came from
+    _card: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def card(self) -> dict[str, Any]:
+        if self._card is None:
+            self._card = json.loads(self.raw) if self.raw else {}
+        return self._card
+
+
+def to_document(tender_id: str, meta: dict[str, Any], text: str) -> dict[str, Any]:
+    """A tantivy document from the Chroma metadata and the embedded text of one tender."""
+    place = " ".join(str(meta.get(k, "")) for k in ("city", "region", "country"))
+    strong = " ".join([str(meta.get("buyer", "")), place, tender_id])
+    body = " ".join([text] + [str(meta.get(k, "")) for k in ("summary", "keywords", "sector", "subsector",
+                                                               "category", "cpv_codes")])
+    return {
+        "id": tender_id, "id_key": id_forms(tender_id), "title": str(meta.get("title", "")),
+        "strong": strong, "body": body, "buyer_words": str(meta.get("buyer", "")),
+        "country_key": norm(meta.get("country", "")), "region_key": norm(meta.get("region", "")),
+        "sector_key": norm(meta.get("sector", "")), "type_key": norm(meta.get("procurement_type", "")),
+        "sector": str(meta.get("sector") or "Unknown"), "country": str(meta.get("country") or "Unknown"),
+        "procurement_type": str(meta.get("procurement_type") or "Unknown"),
+        "closing_num": int(meta.get("closing_num") or 0), "published_num": int(meta.get("published_num") or 0),
+        "ingested_ts": int(meta.get("ingested_ts") or 0),
+        "is_corrigendum": int(bool(meta.get("is_corrigendum", False))),
+        "value_amount": float(meta.get("value_amount", MISSING_NUMBER)),
+        "value_report": float(meta.get("value_report", MISSING_NUMBER)),
+        "card": json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+    }
+
+
+class LexicalIndex:
+    """One tantivy index folder; safe to share between threads (readers) of one process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.schema = build_schema()
+        self._check_version()
+        self.index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
+        self.analyzer = analyzer()
+        self.index.register_tokenizer(ANALYZER, self.analyzer)
+        self.index.config_reader(reload_policy="OnCommit", num_warmers=0)
+        self._write_lock = threading.Lock()
+
+    def _check_version(self) -> None:
+        marker = self.path / "tender_schema.json"
+        if marker.exists():
+            found = json.loads(marker.read_text("utf-8")).get("version")
+            if found != SCHEMA_VERSION:
+                raise RuntimeError(f"lexical index at {self.path} has schema v{found}, this code needs "
+                                   f"v{SCHEMA_VERSION}: rebuild it (python -m tender_pipeline rebuild)")
+        else:
+            marker.write_text(json.dumps({"version": SCHEMA_VERSION}), "utf-8")
+
+    # ------------------------------------------------------------------ writing
+    def _writer(self):
+        """tantivy allows one writer per index across processes: wait for a running one to finish."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                return self.index.writer(heap_size=WRITER_HEAP, num_threads=1)
+            except ValueError as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise RuntimeError(f"lexical index at {self.path} is locked by another writer: {exc}") from exc
+                time.sleep(0.5)
+
+    def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str]) -> int:
+        """Replace these tenders' documents (delete by id + add) in one commit."""
+        if not ids:
+            return 0
+        with self._write_lock:
+            writer = self._writer()
+            try:
+                for tid, meta, text in zip(ids, metadatas, texts, strict=True):
+                    writer.delete_documents_by_term("id", tid)
+                    writer.add_document(tantivy.Document.from_dict(to_document(tid, meta, text), self.schema))
+                writer.commit()
+                writer.wait_merging_threads()
+            except BaseException:
+                writer.rollback()
+                raise
+        self.index.reload()
+        return len(ids)
+
+    def delete_ids(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        with self._write_lock:
+            writer = self._writer()
+            for tid in ids:
+                writer.delete_documents_by_term("id", tid)
+            writer.commit()
+            writer.wait_merging_threads()
+        self.index.reload()
+
+    def clear(self) -> None:
+        with self._write_lock:
+            writer = self._writer()
+            writer.delete_all_documents()
+            writer.commit()
+            writer.wait_merging_threads()
+        self.index.reload()
+
+    # ------------------------------------------------------------------ queries
+    def _term(self, name: str, value: Any) -> tantivy.Query:
+        return tantivy.Query.term_query(self.schema, name, value, index_option="basic")
+
+    def _range(self, name: str, kind, lower=None, upper=None) -> tantivy.Query:
+        return tantivy.Query.range_query(self.schema, name, kind, lower, upper)
+
+    def filter_query(self, f: Filters) -> tantivy.Query | None:
+        """The filters as one query (None when there is nothing to filter on)."""
+        must: list[tantivy.Query] = []
+        if f.country:
+            must.append(self._term("country_key", norm(f.country)))
+        if f.region:
+            must.append(self._term("region_key", norm(f.region)))
+        if f.sector:
+            must.append(self._term("sector_key", norm(f.sector)))
+        if f.procurement_type:
+            wanted = norm(f.procurement_type)
+            must.append(self._term("type_key", TYPE_SYNONYMS.get(wanted, wanted)))
+        if f.buyer:
+            buyer_words = words_of(f.buyer) or [norm(f.buyer)]
+            must.extend(self._term("buyer_words", w) for w in buyer_words)
+        integer, floating = tantivy.FieldType.Integer, tantivy.FieldType.Float
+        if f.closing_min is not None or f.closing_max is not None:
+            lower = f.closing_min if f.closing_min is not None else 1
+            if f.closing_max is not None:
+                lower = max(lower, 1)  # unknown closing dates (0) are not "before"
+            must.append(self._range("closing_num", integer, lower, f.closing_max))
+        if f.value_min is not None or f.value_max is not None:
+            lower = f.value_min if f.value_min is not None else 0.0  # -1 marks unknown
+            must.append(self._range(f.value_field, floating, float(lower),
+                                    float(f.value_max) if f.value_max is not None else None))
+        if f.exclude_corrigendum:
+            must.append(self._term("is_corrigendum", 0))
+        if f.ids is not None:
+            must.append(tantivy.Query.term_set_query(self.schema, "id", list(f.ids)))
+        if not must:
+            return None
+        return must[0] if len(must) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in must])
+
+    def analyze(self, text: str) -> list[str]:
+        return list(dict.fromkeys(self.analyzer.analyze(text)))
+
+    def text_query(self, terms: Sequence[str]) -> tantivy.Query | None:
+        """BM25 over the analysed query terms in every text field (any term may match)."""
+        should = []
+        for term in terms:
+            for name, boost in TEXT_FIELDS.items():
+                q = tantivy.Query.term_query(self.schema, name, term, index_option="freq")
+                should.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, boost) if boost != 1 else q))
+        return tantivy.Query.boolean_query(should) if should else None
+
+    @staticmethod
+    def _and(*queries: tantivy.Query | None, scored: tantivy.Query | None = None) -> tantivy.Query:
+        parts = [(tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0)) for q in queries if q is not None]
+        if scored is not None:
+            parts.append((tantivy.Occur.Must, scored))
+        if not parts:
+            return tantivy.Query.all_query()
+        return tantivy.Query.boolean_query(parts)
+
+    def searcher(self) -> tantivy.Searcher:
+        return self.index.searcher()
+
+    def search(self, terms: Sequence[str], filters: Filters, limit: int, searcher=None) -> list[Hit]:
+        """Top ``limit`` notices by BM25 over ``terms`` under the filters (none when no terms)."""
+        text = self.text_query(terms)
+        if text is None or limit <= 0:
+            return []
+        s = searcher or self.searcher()
+        got = s.search(self._and(self.filter_query(filters), scored=text), limit=limit, count=False)
+        return [self._hit(s, score, addr) for score, addr in got.hits]
+
+    def exact(self, forms: Sequence[str], filters: Filters, searcher=None) -> list[Hit]:
+        """Notices whose id (lower-cased, with or without source prefix) is one of ``forms``."""
+        if not forms:
+            return []
+        s = searcher or self.searcher()
+        ids = tantivy.Query.term_set_query(self.schema, "id_key", [norm(f) for f in forms])
+        got = s.search(self._and(self.filter_query(filters), ids), limit=20, count=False)
+        return [self._hit(s, 1.0, addr) for _, addr in got.hits]
+
+    def count(self, filters: Filters, searcher=None) -> int:
+        s = searcher or self.searcher()
+        query = self.filter_query(filters)
+        if query is None:
+            return s.num_docs
+        return s.search(query, limit=1, count=True).count
+
+    def matching(self, filters: Filters, limit: int, searcher=None) -> list[Hit]:
+        """Up to ``limit`` notices passing the filters (unordered), with their cards."""
+        s = searcher or self.searcher()
+        got = s.search(self._and(self.filter_query(filters)), limit=limit, count=False)
+        return [self._hit(s, 0.0, addr) for _, addr in got.hits]
+
+    def matching_ids(self, filters: Filters, limit: int, searcher=None) -> list[str]:
+        s = searcher or self.searcher()
+        got = s.search(self._and(self.filter_query(filters)), limit=limit, count=False)
+        return [s.doc(addr).get_first("id") for _, addr in got.hits]
+
+    def present(self, terms: Sequence[str], hits: Sequence[Hit], searcher) -> dict[str, dict[str, set[str]]]:
+        """For each analysed term: which of ``hits`` hold it in a strong field (title, buyer, place,
+        reference) and which in the body. Lexical evidence for re-ranking without re-reading any text;
+        ``hits`` must come from ``searcher`` (matched by address, no stored document is read)."""
+        out: dict[str, dict[str, set[str]]] = {t: {"strong": set(), "body": set()} for t in terms}
+        if not hits or not terms:
+            return out
+        by_addr = {h.addr: h.id for h in hits}
+        pool = tantivy.Query.term_set_query(self.schema, "id", [h.id for h in hits])
+        for term in terms:
+            for kind, names in (("strong", ("title", "strong")), ("body", ("body",))):
+                where = tantivy.Query.boolean_query([
+                    (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, n, term, index_option="basic"))
+                    for n in names])
+                got = searcher.search(self._and(pool, where), limit=len(hits), count=False)
+                out[term][kind] = {by_addr[k] for k in ((a.segment_ord, a.doc) for _, a in got.hits) if k in by_addr}
+        return out
+
+    def missing(self, ids: Sequence[str], batch: int = 5000) -> list[str]:
+        """Which of ``ids`` the index does not hold."""
+        s = self.searcher()
+        found: set[str] = set()
+        ids = list(ids)
+        for start in range(0, len(ids), batch):
+            part = ids[start:start + batch]
+            got = s.search(tantivy.Query.term_set_query(self.schema, "id", part), limit=len(part), count=False)
+            found.update(s.doc(addr).get_first("id") for _, addr in got.hits)
+        return [tid for tid in ids if tid not in found]
+
+    def cards(self, ids: Sequence[str], searcher=None) -> dict[str, dict[str, Any]]:
+        """The stored card (Chroma metadata) of each id present."""
+        if not ids:
+            return {}
+        s = searcher or self.searcher()
+        got = s.search(tantivy.Query.term_set_query(self.schema, "id", list(ids)), limit=len(ids), count=False)
+        return {h.id: h.card for h in (self._hit(s, 0.0, addr) for _, addr in got.hits)}
+
+    def expired_ids(self, closing_before: int, limit: int = 100_000) -> list[str]:
+        """Ids of notices with a known closing date before ``closing_before`` (YYYYMMDD)."""
+        s = self.searcher()
+        query = tantivy.Query.range_query(self.schema, "closing_num", tantivy.FieldType.Integer, 1, closing_before,
+                                          include_upper=False)
+        got = s.search(query, limit=limit, count=False)
+        return [s.doc(addr).get_first("id") for _, addr in got.hits]
+
+    def facets(self) -> dict[str, Any]:
+        """Counts per sector / country / procurement type, document count, last ingest (aggregations)."""
+        s = self.searcher()
+        aggs = {name: {"terms": {"field": name, "size": 1000}} for name in FACET_FIELDS}
+        aggs["last_ingest"] = {"max": {"field": "ingested_ts"}}
+        got = s.aggregate(tantivy.Query.all_query(), aggs) if s.num_docs else {}
+        out: dict[str, Any] = {"documents": s.num_docs,
+                               "last_ingest_ts": int((got.get("last_ingest") or {}).get("value") or 0)}
+        for name in FACET_FIELDS:
+            out[name] = {b["key"]: b["doc_count"] for b in (got.get(name) or {}).get("buckets", [])}
+        return out
+
+    def num_docs(self) -> int:
+        return self.searcher().num_docs
+
+    @staticmethod
+    def _hit(s: tantivy.Searcher, score: float, addr) -> Hit:
+        doc = s.doc(addr)
+        raw = doc.get_first("card")
+        return Hit(id=doc.get_first("id"), score=float(score), sector=doc.get_first("sector") or "",
+                   raw=bytes(raw) if raw else b"",
+                   addr=(addr.segment_ord, addr.doc))
+
+
+_OPEN: dict[str, LexicalIndex] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def open_index(path: str | Path) -> LexicalIndex:
+    """One ``LexicalIndex`` per folder and process (tantivy readers are shared, not reopened)."""
+    key = str(Path(path).resolve())
+    with _OPEN_LOCK:
+        found = _OPEN.get(key)
+        if found is None:
+            found = _OPEN[key] = LexicalIndex(path)
+        return found

@@ -1,0 +1,99 @@
+"""The tantivy lexical + filter index: filters, BM25, exact references, evidence, facets, retirement."""
+
+from __future__ import annotations
+
+import pytest
+
+from tender_pipeline.lexical import Filters, LexicalIndex, open_index
+
+
+def meta(title: str, **kw) -> dict:
+    base = {"title": title, "buyer": "", "country": "", "region": "", "city": "", "sector": "", "summary": "",
+            "procurement_type": "", "closing_num": 0, "value_amount": -1.0, "is_corrigendum": False,
+            "ingested_ts": 1_700_000_000}
+    return {**base, **kw}
+
+
+NOTICES = {
+    "GH-1": meta("Supply of hospital beds", buyer="Ghana Health Service", country="Ghana", sector="Medical",
+                 procurement_type="Supply", closing_num=20261210, value_amount=50_000.0),
+    "GH-2": meta("Road rehabilitation in Kumasi", buyer="Ghana Highway Authority", country="Ghana",
+                 sector="Construction", procurement_type="Works", closing_num=20261101, value_amount=900_000.0),
+    "UK-TFL-7": meta("Laptops for depots", buyer="Transport for London (TfL)", country="United Kingdom",
+                     sector="IT", procurement_type="Supply", closing_num=0, is_corrigendum=True),
+    "uk-cf:WTC 2025/3": meta("Office cleaning", buyer="Leeds City Council", country="United Kingdom",
+                             sector="Services", procurement_type="Services", closing_num=20270115),
+}
+
+
+@pytest.fixture()
+def index(tmp_path) -> LexicalIndex:
+    idx = LexicalIndex(tmp_path / "lex")
+    ids = list(NOTICES)
+    idx.upsert(ids, [NOTICES[i] for i in ids], [f"{NOTICES[i]['title']} full text of {i}" for i in ids])
+    return idx
+
+
+def ids_of(hits) -> set[str]:
+    return {h.id for h in hits}
+
+
+def test_filters_are_case_insensitive_and_ranges_skip_unknowns(index):
+    assert index.count(Filters(country="GHANA")) == 2
+    assert index.count(Filters(procurement_type="goods")) == 2  # synonym of Supply
+    assert ids_of(index.matching(Filters(buyer="tfl"), 10)) == {"UK-TFL-7"}
+    assert ids_of(index.matching(Filters(buyer="city council"), 10)) == {"uk-cf:WTC 2025/3"}
+    assert ids_of(index.matching(Filters(closing_min=20261201), 10)) == {"GH-1", "uk-cf:WTC 2025/3"}
+    assert ids_of(index.matching(Filters(closing_max=20261231), 10)) == {"GH-1", "GH-2"}  # not the unknown date
+    assert ids_of(index.matching(Filters(value_max=100_000), 10)) == {"GH-1"}  # -1 (unknown) is not ≤ 100k
+    assert index.count(Filters(exclude_corrigendum=True)) == 3
+    assert index.count(Filters(ids=["GH-2", "nope"])) == 1
+    assert index.count(Filters()) == 4
+
+
+def test_bm25_finds_stemmed_words_under_filters(index):
+    terms = index.analyze("hospitals rehabilitation")
+    assert ids_of(index.search(terms, Filters(), 10)) == {"GH-1", "GH-2"}
+    assert ids_of(index.search(terms, Filters(sector="construction"), 10)) == {"GH-2"}
+    assert index.search([], Filters(), 10) == []
+
+
+def test_exact_reference_with_or_without_source_prefix(index):
+    assert ids_of(index.exact(["wtc 2025/3"], Filters())) == {"uk-cf:WTC 2025/3"}
+    assert ids_of(index.exact(["uk-tfl-7"], Filters())) == {"UK-TFL-7"}
+    assert index.exact(["uk-tfl-7"], Filters(country="ghana")) == []
+
+
+def test_present_tells_strong_from_body(index):
+    s = index.searcher()
+    hits = index.matching(Filters(), 10, s)
+    found = index.present(index.analyze("kumasi ghana full"), hits, s)
+    assert found["kumasi"]["strong"] == {"GH-2"}  # in the title
+    assert found["ghana"]["strong"] == {"GH-1", "GH-2"}  # in buyer/place
+    assert found["full"]["strong"] == set() and len(found["full"]["body"]) == 4
+
+
+def test_upsert_replaces_and_delete_retires(index):
+    index.upsert(["GH-2"], [meta("Bridge repair", country="Ghana", closing_num=20261101)], ["Bridge repair"])
+    assert index.num_docs() == 4
+    assert ids_of(index.search(index.analyze("rehabilitation"), Filters(), 10)) == set()
+    assert index.matching(Filters(ids=["GH-2"]), 1)[0].card["title"] == "Bridge repair"
+    assert set(index.expired_ids(20261201)) == {"GH-1", "GH-2"} - {"GH-1"}  # closed before Dec 1; unknown kept
+    index.delete_ids(index.expired_ids(20261201))
+    assert index.num_docs() == 3 and index.count(Filters(ids=["GH-2"])) == 0
+    assert index.missing(["GH-1", "GH-2"]) == ["GH-2"]
+
+
+def test_facets_count_labels(index):
+    facts = index.facets()
+    assert facts["documents"] == 4 and facts["country"] == {"Ghana": 2, "United Kingdom": 2}
+    assert facts["last_ingest_ts"] == 1_700_000_000
+
+
+def test_a_second_handle_sees_commits(index, tmp_path):
+    reader = LexicalIndex(tmp_path / "lex")
+    assert reader.num_docs() == 4
+    index.upsert(["NEW-1"], [meta("New notice")], ["New notice"])
+    reader.index.reload()
+    assert reader.num_docs() == 5
+    assert open_index(tmp_path / "lex") is open_index(tmp_path / "lex")
