@@ -89,7 +89,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="relevance-") as tmp, chroma_server(Path(tmp) / "chroma") as (host, port):
         settings = ApiSettings(chroma_host=host, chroma_port=port, staging_uri=f"{tmp}/staging",
-                               lexical_index_path=f"{tmp}/lexical", tender_collection="relevance", embed_backend="local", enrich_backend="local")
+                               lexical_index_path=f"{tmp}/lexical", tender_collection="relevance",
+                               embed_backend="local", enrich_backend="local")
         started = time.perf_counter()
         summary = pipeline.run_all(settings, "relevance", source=str(SAMPLE))
         fill_s = time.perf_counter() - started

@@ -46,6 +46,30 @@ def ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def maintain(args: argparse.Namespace) -> int:
+    """Retire notices past retention and compact when due (what tender_maintenance runs daily)."""
+    from tender_pipeline import lifecycle
+
+    settings = get_settings()
+    summary = {"retire": lifecycle.retire_expired(settings),
+               "compaction": lifecycle.compact_if_due(settings, force=args.force_compaction)}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def rebuild(args: argparse.Namespace) -> int:
+    """Rebuild the lexical index from Chroma, or both stores from the staged runs."""
+    from tender_pipeline import rebuild as rebuilding
+
+    settings = get_settings()
+    if args.source == "chroma":
+        summary = rebuilding.lexical_from_chroma(settings)
+    else:
+        summary = rebuilding.from_staging(settings)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tender_pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,11 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=None, help="column-mapping profile (default: detect)")
     p.add_argument("--json", action="store_true", help="print the full run summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(run=ingest)
+    m = sub.add_parser("maintain", help="retire notices past RETENTION_DAYS; compact the collection when due")
+    m.add_argument("--force-compaction", action="store_true", help="compact even if not enough were retired")
+    m.add_argument("-v", "--verbose", action="store_true")
+    m.set_defaults(run=maintain)
+    r = sub.add_parser("rebuild", help="rebuild the lexical index from Chroma, or both stores from staging")
+    r.add_argument("--from", dest="source", choices=["chroma", "staging"], default="chroma",
+                   help="chroma: re-index the lexical index from the collection (default); staging: replay "
+                        "every completed run into a fresh collection and lexical index")
+    r.add_argument("-v", "--verbose", action="store_true")
+    r.set_defaults(run=rebuild)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return ingest(args)
+        return args.run(args)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ ANALYZER = "tender"  # simple tokens, lower-cased, ASCII-folded, English-stemmed
 TYPE_SYNONYMS = {"goods": "supply", "supplies": "supply", "work": "works", "service": "services"}
 MISSING_NUMBER = -1.0
 WRITER_HEAP = 64_000_000
-LOCK_WAIT_S = 120.0
+LOCK_WAIT_S = 3600.0  # a writer waits this long for another (an upsert behind a compaction)
 # field → BM25 boost for the words of a query
 TEXT_FIELDS = {"title": 2.0, "strong": 1.5, "body": 1.0}
 FACET_FIELDS = ("sector", "country", "procurement_type")
@@ -148,6 +149,31 @@ def to_document(tender_id: str, meta: dict[str, Any], text: str) -> dict[str, An
     }
 
 
+class Writer:
+    """Changes made while holding the index's writer; committed together by ``LexicalIndex.writing``."""
+
+    def __init__(self, writer, schema: tantivy.Schema) -> None:
+        self._writer = writer
+        self._schema = schema
+
+    def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str]) -> int:
+        """Replace these tenders' documents (delete by id + add; the add wins within one commit)."""
+        for tid, meta, text in zip(ids, metadatas, texts, strict=True):
+            self._writer.delete_documents_by_term("id", tid)
+            self._writer.add_document(tantivy.Document.from_dict(to_document(tid, meta, text), self._schema))
+        return len(ids)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        count = 0
+        for tid in ids:
+            self._writer.delete_documents_by_term("id", tid)
+            count += 1
+        return count
+
+    def clear(self) -> None:
+        self._writer.delete_all_documents()
+
+
 class LexicalIndex:
     """One tantivy index folder; safe to share between threads (readers) of one process."""
 
@@ -173,9 +199,26 @@ class LexicalIndex:
             marker.write_text(json.dumps({"version": SCHEMA_VERSION}), "utf-8")
 
     # ------------------------------------------------------------------ writing
-    def _writer(self):
+    @contextmanager
+    def writing(self, wait_s: float = LOCK_WAIT_S) -> Iterator[Writer]:
+        """Hold the index's writer — one per folder across processes — and commit on success.
+
+        The pipeline's writers (upsert, retire, compact) also change Chroma inside this
+        block, so the lock serialises every write to both stores and they cannot interleave."""
+        with self._write_lock:
+            writer = self._writer(wait_s)
+            try:
+                yield Writer(writer, self.schema)
+                writer.commit()
+                writer.wait_merging_threads()
+            except BaseException:
+                writer.rollback()
+                raise
+        self.index.reload()
+
+    def _writer(self, wait_s: float):
         """tantivy allows one writer per index across processes: wait for a running one to finish."""
-        deadline = time.monotonic() + LOCK_WAIT_S
+        deadline = time.monotonic() + wait_s
         while True:
             try:
                 return self.index.writer(heap_size=WRITER_HEAP, num_threads=1)
@@ -185,42 +228,17 @@ class LexicalIndex:
                 time.sleep(0.5)
 
     def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str]) -> int:
-        """Replace these tenders' documents (delete by id + add) in one commit."""
-        if not ids:
-            return 0
-        with self._write_lock:
-            writer = self._writer()
-            try:
-                for tid, meta, text in zip(ids, metadatas, texts, strict=True):
-                    writer.delete_documents_by_term("id", tid)
-                    writer.add_document(tantivy.Document.from_dict(to_document(tid, meta, text), self.schema))
-                writer.commit()
-                writer.wait_merging_threads()
-            except BaseException:
-                writer.rollback()
-                raise
-        self.index.reload()
-        return len(ids)
+        """Replace these tenders' documents in one commit."""
+        with self.writing() as w:
+            return w.upsert(ids, metadatas, texts)
 
     def delete_ids(self, ids: Iterable[str]) -> None:
-        ids = list(ids)
-        if not ids:
-            return
-        with self._write_lock:
-            writer = self._writer()
-            for tid in ids:
-                writer.delete_documents_by_term("id", tid)
-            writer.commit()
-            writer.wait_merging_threads()
-        self.index.reload()
+        with self.writing() as w:
+            w.delete(ids)
 
     def clear(self) -> None:
-        with self._write_lock:
-            writer = self._writer()
-            writer.delete_all_documents()
-            writer.commit()
-            writer.wait_merging_threads()
-        self.index.reload()
+        with self.writing() as w:
+            w.clear()
 
     # ------------------------------------------------------------------ queries
     def _term(self, name: str, value: Any) -> tantivy.Query:

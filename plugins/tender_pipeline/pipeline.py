@@ -8,6 +8,7 @@ and a ``<stage>.json`` of counts and seconds, so any stage can be retried alone.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -55,6 +56,14 @@ def _stage(run: Path, name: str) -> Iterator[dict[str, Any]]:
     stats["seconds"] = round(time.perf_counter() - started, 3)
     staging.write_json(run / f"{name}.json", stats)
     log.info("%s: %s", name, {k: v for k, v in stats.items() if not isinstance(v, (list, dict))})
+
+
+def lower_priority(settings: Settings) -> None:
+    """Run CPU-heavy stages (enrich, embed) at INGEST_NICE so searches on the same host keep their CPU."""
+    target = settings.ingest_nice
+    current = os.nice(0)
+    if target > current:
+        os.nice(target - current)
 
 
 # --------------------------------------------------------------------------- fetch
@@ -135,6 +144,7 @@ def _collection(settings: Settings, client=None):
 def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
     """Skip records whose content hash is already indexed; enrich the rest."""
     run = Path(run_dir)
+    lower_priority(settings)
     with _stage(run, "enrich") as stats:
         rows = list(staging.read_jsonl(run / "valid.jsonl"))
         records = [TenderRecord.model_validate(r["record"]) for r in rows]
@@ -180,6 +190,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
 def embed(settings: Settings, run_dir: str) -> str:
     """Embed the enriched records' document text in batches into embeddings.npy."""
     run = Path(run_dir)
+    lower_priority(settings)
     with _stage(run, "embed") as stats:
         items = [EnrichedTender.model_validate(row) for row in staging.read_jsonl(run / "enriched.jsonl")]
         embedder = get_embedder(settings)
@@ -213,10 +224,10 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
         ids = [i.record.tender_id for i in items]
         texts = [document_text(i) for i in items]
         metas = [identity.with_versions(store.to_metadata(i, now), r) for i, r in zip(items, rows, strict=True)]
-        with _bar(len(items), "upsert") as bar:
-            written = store.upsert(collection, ids, vectors, texts, metas, client=client, progress=bar.update)
         index = lexical.open_index(settings.lexical_dir)
-        index.upsert(ids, metas, texts)
+        with index.writing() as writer, _bar(len(items), "upsert") as bar:  # the one writer of both stores
+            written = store.upsert(collection, ids, vectors, texts, metas, client=client, progress=bar.update)
+            writer.upsert(ids, metas, texts)
         unchanged = staging.read_json(run / "enrich.json").get("unchanged_ids", [])
         stats.update(upserted=written, lexical_repaired=store.repair_lexical(collection, index, unchanged),
                      lexical_count=index.num_docs(), inserted=sum(not r["existed"] for r in rows),

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # lifecycle (tender_maintenance DAG): notices closed more than retention_days ago are retired
     retention_days: int = Field(14, ge=0)
     retention_unknown_days: int = Field(0, ge=0)  # no closing date: retire this long after ingest; 0 = keep
+    ingest_nice: int = Field(10, ge=0, le=19)  # niceness of enrich/embed: the API on the same host stays fast
+    compact_ratio: float = Field(0.25, gt=0)  # compact Chroma once retired notices reach this share of the live set
 
     # models
     gemini_api_key: SecretStr | None = None

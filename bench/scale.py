@@ -1,0 +1,430 @@
+"""Search at the real volume: /search vs straight-to-Chroma filtered queries at 100k … 1M notices.
+
+Fills one Chroma server and the lexical index (the pipeline's own
+``store.upsert`` and ``LexicalIndex.upsert``) step by step to each size, and at
+each size drives a real uvicorn search API and, in the same run, the old way of
+asking Chroma (kNN + ``where`` filters + ``where_document`` ``$regex``) with
+the same query mix, at each concurrency. Optionally it repeats the API load
+while a real 20,000-row ingest (``python -m tender_pipeline ingest``) runs on
+the same machine.
+
+Documents and metadata are realistic: records are read from
+``../shared/data/real`` with the pipeline's own readers and profiles (when the
+folder is absent, from ``tests/fixtures``; the output says which), and each
+synthetic notice is one of them under a new id, with shifted closing dates and
+scaled values. Vectors are synthetic: the embeddings of a few thousand real
+texts, perturbed with noise (kNN cost does not depend on what the vectors mean).
+
+One JSON object per line for each (size, concurrency, phase, target):
+``size concurrency phase(idle|ingest) target(api|chroma) p50_ms p95_ms p99_ms qps
+errors requests``, then one line per size with RSS and disk. Usage:
+
+    python bench/scale.py --sizes 100000,1000000 --concurrency 1,8,32 [--ingest-rows 20000]
+    python bench/scale.py --sizes 20000 --concurrency 1,8 --ingest-rows 0 --requests 100   # quick look
+
+``--data-dir`` keeps the filled stores between runs (a later, larger run only
+adds the missing notices). Run it alone: it saturates both cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+import httpx  # noqa: E402
+
+from tender_pipeline import store  # noqa: E402
+from tender_pipeline.documents import document_text  # noqa: E402
+from tender_pipeline.embed import get_embedder  # noqa: E402
+from tender_pipeline.lexical import open_index  # noqa: E402
+from tender_pipeline.models import EnrichedTender, Enrichment, TenderRecord  # noqa: E402
+from tender_pipeline.profiles import load_profiles  # noqa: E402
+from tender_pipeline.settings import Settings  # noqa: E402
+from tender_pipeline.taxonomy import load_taxonomy  # noqa: E402
+from tender_pipeline.validate import read_files, validate_tables  # noqa: E402
+from tests.services import free_port, wait_http  # noqa: E402
+
+REAL = ROOT.parent / "shared" / "data" / "real"
+FIXTURES = ROOT / "tests" / "fixtures"
+COLLECTION = "scale"
+BATCH = 5000
+BASE_VECTORS = 3000
+PER_FILE = 4000  # rows read per real file: every source is represented without reading all 78k rows
+TODAY = date.today()
+CANONICAL = ["tender_id", "title", "description", "buyer", "country", "region", "city", "published_date",
+             "closing_date", "value_amount", "currency", "category", "cpv_codes", "notice_type", "url", "source"]
+STOP = set("the of and for to in a an on at by with from or supply services works provision".split())
+
+
+def log(msg: str) -> None:
+    print(f"[scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- real records
+def real_records(limit: int) -> tuple[list[TenderRecord], str]:
+    """Valid records read with the pipeline's readers and profiles from the real files (or fixtures)."""
+    if REAL.is_dir():
+        paths = sorted(p for p in REAL.rglob("*.csv") if p.parent.name not in ("cpv", "tendersontime"))
+        origin = f"{REAL} ({len(paths)} CSV files)"
+    else:
+        paths = sorted(FIXTURES.glob("*.csv"))
+        origin = f"{FIXTURES} (../shared/data/real is absent)"
+    records: list[TenderRecord] = []
+    profiles = load_profiles("")
+    for path in paths:
+        try:
+            result = validate_tables(read_files([(path, path.name)]), profiles, None, PER_FILE)
+        except Exception as exc:  # a file no profile knows: skip it, say so
+            log(f"skipped {path.name}: {exc}")
+            continue
+        records.extend(TenderRecord.model_validate(v["record"]) for v in result.valid if v)
+        if len(records) >= limit:
+            break
+    random.Random(7).shuffle(records)
+    return records[:limit], origin
+
+
+class Generator:
+    """Synthetic notice i = real record (i mod n) under a new id, with moved dates and a scaled value."""
+
+    def __init__(self, records: list[TenderRecord], vectors: np.ndarray) -> None:
+        self.records = records
+        self.vectors = vectors
+        self.sectors = [d.label for d in load_taxonomy("").divisions.values()] or ["Other"]
+        self.now = datetime.now(UTC)
+
+    def record(self, i: int) -> TenderRecord:
+        base = self.records[i % len(self.records)]
+        rng = random.Random(i)
+        closing = TODAY + timedelta(days=rng.randint(-30, 60)) if rng.random() > 0.1 else None
+        published = (closing or TODAY) - timedelta(days=rng.randint(7, 45))
+        value = base.value_amount * rng.uniform(0.5, 2.0) if base.value_amount else None
+        return base.model_copy(update={"tender_id": f"S{i:07d}-{base.tender_id[:40]}", "closing_date": closing,
+                                       "published_date": published, "value_amount": value})
+
+    def enriched(self, i: int) -> EnrichedTender:
+        r = self.record(i)
+        rng = random.Random(-i)
+        e = Enrichment(tender_id=r.tender_id, summary=r.title[:160], sector=rng.choice(self.sectors),
+                       procurement_type=rng.choice(["Works", "Supply", "Services"]),
+                       keywords=[w for w in re.findall(r"[a-z]{5,}", r.title.lower())][:6])
+        return EnrichedTender(record=r, enrichment=e, content_hash=f"{i:016x}")
+
+    def vector(self, i: int) -> np.ndarray:
+        rng = np.random.default_rng(i)
+        v = self.vectors[i % len(self.vectors)] + rng.normal(0, 0.02, self.vectors.shape[1]).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    def batch(self, start: int, end: int) -> tuple[list[str], np.ndarray, list[str], list[dict]]:
+        items = [self.enriched(i) for i in range(start, end)]
+        ids = [it.record.tender_id for it in items]
+        texts = [document_text(it) for it in items]
+        metas = [store.to_metadata(it, self.now) | {"versions": 1} for it in items]
+        return ids, np.stack([self.vector(i) for i in range(start, end)]), texts, metas
+
+
+# --------------------------------------------------------------------------- query mix
+def query_mix(records: list[TenderRecord], gen: Generator, n: int, size: int) -> list[dict]:
+    """Plain words, filters (country, closing window, value, open_only), references and acronyms."""
+    rng = random.Random(size)
+    countries = [r.country for r in records if r.country]
+    acronyms = sorted({t for r in records for t in re.findall(r"\b[A-Z]{2,6}\b", f"{r.buyer} {r.title}")})
+    out: list[dict] = []
+    for k in range(n):
+        r = records[rng.randrange(len(records))]
+        words = [w for w in re.findall(r"[a-zA-Z]{4,}", r.title) if w.lower() not in STOP]
+        q = " ".join(rng.sample(words, min(len(words), rng.randint(1, 3)))) or "construction"
+        kind = k % 8
+        params: dict = {"q": q, "limit": 20}
+        if kind == 1 and countries:
+            params["country"] = rng.choice(countries)
+        elif kind == 2:
+            params["closing_after"] = (TODAY + timedelta(days=rng.randint(0, 20))).isoformat()
+            params["closing_before"] = (TODAY + timedelta(days=rng.randint(25, 60))).isoformat()
+        elif kind == 3:
+            params["min_value"] = float(rng.choice([10_000, 100_000, 1_000_000]))
+        elif kind == 4:
+            params["open_only"] = True
+            if countries:
+                params["country"] = rng.choice(countries)
+        elif kind == 5:
+            params["q"] = gen.record(rng.randrange(size)).tender_id  # an exact reference
+        elif kind == 6 and acronyms:
+            params["q"] = f"{rng.choice(acronyms)} {q.split()[0]}"
+        out.append({"kind": ["words", "country", "closing", "value", "open", "reference", "acronym", "words"][kind],
+                    "params": params})
+    return out
+
+
+def chroma_request(params: dict) -> dict:
+    """What the pre-index /search sent Chroma for these params: where filters and $regex exact terms."""
+    clauses: list[dict] = []
+    if params.get("country"):
+        clauses.append({"country_key": params["country"].lower()})
+    if params.get("closing_after"):
+        clauses.append({"closing_num": {"$gte": int(params["closing_after"].replace("-", ""))}})
+    if params.get("closing_before"):
+        clauses.append({"closing_num": {"$lte": int(params["closing_before"].replace("-", ""))}})
+    if params.get("open_only"):
+        clauses.append({"closing_num": {"$gte": int(TODAY.strftime("%Y%m%d"))}})
+    if params.get("min_value") is not None:
+        clauses.append({"value_amount": {"$gte": params["min_value"]}})
+    where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
+    distinctive = [t for t in params["q"].split() if any(c.isdigit() for c in t) or t.isupper()]
+    where_document = {"$regex": "(?i)" + re.escape(distinctive[0])} if distinctive else None
+    return {"where": where, "where_document": where_document}
+
+
+# --------------------------------------------------------------------------- load
+async def drive_api(base: str, mix: list[dict], concurrency: int, requests: int, until=None) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(10**9))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while True:
+            k = next(counter)
+            if (until is None and k >= requests) or (until is not None and until()):
+                return
+            item = mix[k % len(mix)]
+            started = time.perf_counter()
+            try:
+                resp = await client.get(f"{base}/search", params=item["params"])
+                ok = resp.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += not ok
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return summarize(latencies, errors, time.perf_counter() - started)
+
+
+def drive_chroma(collection, mix: list[dict], vectors: dict[str, np.ndarray], concurrency: int,
+                 requests: int) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(k: int) -> tuple[float, bool]:
+        item = mix[k % len(mix)]
+        started = time.perf_counter()
+        try:
+            collection.query(query_embeddings=[vectors[item["params"]["q"]]], n_results=100,
+                             include=["metadatas", "documents", "distances"], **chroma_request(item["params"]))
+            ok = True
+        except Exception:
+            ok = False
+        return (time.perf_counter() - started) * 1000, ok
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        got = list(pool.map(one, range(requests)))
+    return summarize([g[0] for g in got], sum(not g[1] for g in got), time.perf_counter() - started)
+
+
+def summarize(latencies: list[float], errors: int, seconds: float) -> dict:
+    if not latencies:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "qps": 0.0, "errors": errors, "requests": 0}
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 99
+    return {"p50_ms": round(statistics.median(latencies), 1), "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1),
+            "qps": round(len(latencies) / seconds, 1), "errors": errors, "requests": len(latencies)}
+
+
+# --------------------------------------------------------------------------- processes
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def disk_mb(path: Path) -> float:
+    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 1)
+
+
+def start(cmd: list[str], log_path: Path, env: dict, health: str, timeout: float = 180) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    wait_http(health, timeout, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def ingest_csv(gen: Generator, path: Path, rows: int, offset: int) -> None:
+    """A batch of ``rows`` new notices in the canonical layout (real texts, new ids)."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CANONICAL)
+        writer.writeheader()
+        for i in range(offset, offset + rows):
+            r = gen.record(i)
+            row = r.model_dump(mode="json")
+            row["tender_id"] = "ING-" + r.tender_id
+            row["cpv_codes"] = " ".join(r.cpv_codes)
+            writer.writerow({k: row.get(k) if row.get(k) is not None else "" for k in CANONICAL})
+
+
+# --------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,300000,1000000")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--ingest-rows", type=int, default=20000)
+    parser.add_argument("--requests", type=int, default=400, help="API requests per (size, concurrency)")
+    parser.add_argument("--chroma-requests", type=int, default=48, help="direct Chroma requests per level")
+    parser.add_argument("--data-dir", default="", help="keep the stores here between runs")
+    parser.add_argument("--real-records", type=int, default=40000)
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    levels = [int(c) for c in args.concurrency.split(",")]
+    work = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    py = str(Path(sys.executable))
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "CHROMA_HOST": "127.0.0.1",
+           "TENDER_COLLECTION": COLLECTION, "LEXICAL_INDEX_PATH": str(work / "lexical"),
+           "STAGING_URI": str(work / "staging"), "FEEDBACK_PATH": str(work / "feedback.jsonl"),
+           "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    chroma = api = None
+    try:
+        records, origin = real_records(args.real_records)
+        log(f"{len(records)} real records from {origin}")
+        settings = Settings(chroma_host="127.0.0.1", tender_collection=COLLECTION)
+        embedder = get_embedder(settings)
+        cache = work / f"base_vectors_{embedder.model_id.replace(':', '_').replace('/', '_')}.npy"
+        if cache.exists():
+            base = np.load(cache)
+        else:
+            log(f"embedding {BASE_VECTORS} real texts for the synthetic vectors")
+            base = embedder.embed_documents([f"{r.title}\n{r.description[:600]}" for r in records[:BASE_VECTORS]])
+            np.save(cache, base)
+        gen = Generator(records, np.asarray(base, dtype=np.float32))
+
+        port = free_port()
+        env["CHROMA_PORT"] = str(port)
+        chroma = start([str(Path(py).parent / "chroma"), "run", "--path", str(work / "chroma"), "--host",
+                        "127.0.0.1", "--port", str(port)], work / "chroma.log", env,
+                       f"http://127.0.0.1:{port}/api/v2/heartbeat")
+        client = store.get_client(settings.model_copy(update={"chroma_port": port}))
+        collection = store.open_collection(client, COLLECTION, embedder.model_id, embedder.dim)
+        index = open_index(Path(env["LEXICAL_INDEX_PATH"]) / COLLECTION)
+        print(json.dumps({"records_from": origin, "real_records": len(records), "embedding_model": embedder.model_id,
+                          "cores": os.cpu_count(), "date": TODAY.isoformat(), "work_dir": str(work)}), flush=True)
+        qvec_cache: dict[str, np.ndarray] = {}
+        for size in sizes:
+            have = collection.count()
+            if have < size:
+                log(f"filling {have} → {size}")
+                t0 = time.perf_counter()
+                for s in range(have, size, BATCH):
+                    ids, vecs, texts, metas = gen.batch(s, min(size, s + BATCH))
+                    store.upsert(collection, ids, vecs, texts, metas, client=client)
+                    index.upsert(ids, metas, texts)
+                    if (s // BATCH) % 20 == 0:
+                        log(f"  {s + len(ids)} ({(s + len(ids) - have) / (time.perf_counter() - t0):.0f}/s)")
+                fill_s = time.perf_counter() - t0
+            else:
+                fill_s = 0.0
+            stop(api)
+            api_port = free_port()
+            api = start([py, "-m", "uvicorn", "search_api.main:app", "--host", "127.0.0.1", "--port",
+                         str(api_port), "--workers", "1", "--log-level", "warning"], work / "api.log", env,
+                        f"http://127.0.0.1:{api_port}/health")
+            base_url = f"http://127.0.0.1:{api_port}"
+            wait_ready(base_url)
+            mix = query_mix(records, gen, max(args.requests, 200), size)
+            for item in mix:
+                q = item["params"]["q"]
+                if q not in qvec_cache:
+                    qvec_cache[q] = embedder.embed_queries([q])[0]
+            asyncio.run(drive_api(base_url, mix[:40], 4, 40))  # warm caches and the model
+            for c in levels:
+                row = asyncio.run(drive_api(base_url, mix, c, args.requests))
+                print(json.dumps({"size": size, "concurrency": c, "phase": "idle", "target": "api", **row}), flush=True)
+                direct = drive_chroma(collection, mix, qvec_cache, c, args.chroma_requests)
+                print(json.dumps({"size": size, "concurrency": c, "phase": "idle", "target": "chroma", **direct}),
+                      flush=True)
+            print(json.dumps({"size": size, "fill_seconds": round(fill_s, 1), "chroma_rss_mb": rss_mb(chroma.pid),
+                              "api_rss_mb": rss_mb(api.pid), "chroma_disk_mb": disk_mb(work / "chroma"),
+                              "lexical_disk_mb": disk_mb(work / "lexical"), "documents": collection.count()}),
+                  flush=True)
+            if args.ingest_rows and size == sizes[-1]:
+                ingest_phase(args, gen, work, env, base_url, mix, levels, size)
+    finally:
+        stop(api)
+        stop(chroma)
+        if not args.data_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def wait_ready(base_url: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{base_url}/ready", timeout=30).status_code == 200:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{base_url}/ready never became ready")
+
+
+def ingest_phase(args, gen: Generator, work: Path, env: dict, base_url: str, mix: list[dict],
+                 levels: list[int], size: int) -> None:
+    """The API under load while a real ingest of ``--ingest-rows`` new notices runs (nice'd, as the worker)."""
+    batch = work / f"ingest_{size}.csv"
+    ingest_csv(gen, batch, args.ingest_rows, offset=10_000_000 + size)
+    level = 8 if 8 in levels else levels[-1]
+    log(f"ingest of {args.ingest_rows} rows under load at concurrency {level}")
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "tender_pipeline", "ingest", str(batch), "--json"],
+                            stdout=(work / "ingest.out").open("wb"), stderr=(work / "ingest.log").open("wb"),
+                            env=env, start_new_session=True)
+    try:
+        row = asyncio.run(drive_api(base_url, mix, level, 0, until=lambda: proc.poll() is not None))
+    finally:
+        proc.wait()
+    took = time.perf_counter() - started
+    summary = {}
+    try:
+        summary = json.loads((work / "ingest.out").read_text() or "{}")
+    except json.JSONDecodeError:
+        pass
+    print(json.dumps({"size": size, "concurrency": level, "phase": "ingest", "target": "api", **row,
+                      "ingest_rows": args.ingest_rows, "ingest_seconds": round(took, 1),
+                      "ingest_exit": proc.returncode, "upserted": summary.get("upserted")}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

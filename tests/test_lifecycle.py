@@ -1,0 +1,149 @@
+"""Retention, compaction and rebuilds against a real `chroma run` and the lexical index.
+
+Notices past retention leave search and by-id lookup, a rerun changes
+nothing, the counts add up, compaction keeps every live notice searchable and
+really drops the old collection, both rebuilds restore the stores, and the
+``tender_maintenance`` DAG runs the same functions through Airflow.
+"""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from search_api.main import create_app
+from search_api.settings import ApiSettings
+from tender_pipeline import lifecycle, pipeline, rebuild, store
+from tender_pipeline.embed import get_embedder
+from tender_pipeline.lexical import Filters, open_index
+from tender_pipeline.settings import Settings
+
+pytestmark = pytest.mark.slow
+TODAY = date(2026, 11, 29)
+HEADER = ["tender_id", "title", "description", "buyer", "country", "closing_date", "source"]
+# id → closing date relative to TODAY (None: unknown); retention is 14 days
+NOTICES = {"OLD-1": -40, "OLD-2": -15, "RECENT-1": -3, "OPEN-1": 10, "OPEN-2": 30, "NODATE-1": None}
+
+
+def write_batch(path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HEADER)
+        for tid, days in NOTICES.items():
+            closing = (TODAY + timedelta(days=days)).isoformat() if days is not None else ""
+            writer.writerow([tid, f"Road maintenance works {tid}", "Pothole patching and resealing of roads.",
+                             "City Roads Agency", "Ghana", closing, "test"])
+    return path
+
+
+@pytest.fixture
+def settings(chroma, tmp_path) -> Settings:
+    host, port = chroma
+    s = Settings(chroma_host=host, chroma_port=port, tender_collection=f"life_{uuid.uuid4().hex[:8]}",
+                 staging_uri=str(tmp_path / "staging"), lexical_index_path=str(tmp_path / "lexical"),
+                 embed_backend="local", enrich_backend="local", retention_days=14)
+    summary = pipeline.run_all(s, "life-1", source=str(write_batch(tmp_path / "batch.csv")))
+    assert summary["upserted"] == len(NOTICES)
+    return s
+
+
+def stores(settings: Settings):
+    embedder = get_embedder(settings)
+    client = store.get_client(settings)
+    return client, store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim)
+
+
+def live_ids(settings: Settings) -> tuple[set[str], set[str]]:
+    _, collection = stores(settings)
+    index = open_index(settings.lexical_dir)
+    return set(collection.get(include=[])["ids"]), {h.id for h in index.matching(Filters(), 100)}
+
+
+def test_retire_removes_notices_past_retention_and_a_rerun_changes_nothing(settings):
+    got = lifecycle.retire_expired(settings, today=TODAY)
+    assert got["retired"] == 2 and got["closing_before"] == 20261115
+    assert got["chroma_before"] - got["retired"] == got["chroma_after"] == 4
+    assert got["lexical_before"] - got["retired"] == got["lexical_after"] == 4
+    chroma_ids, lexical_ids = live_ids(settings)
+    assert chroma_ids == lexical_ids == {"RECENT-1", "OPEN-1", "OPEN-2", "NODATE-1"}  # unknown date kept
+    again = lifecycle.retire_expired(settings, today=TODAY)
+    assert again["retired"] == 0 and again["chroma_after"] == 4 and again["lexical_after"] == 4
+    assert live_ids(settings) == (chroma_ids, lexical_ids)
+
+    api = ApiSettings(**settings.model_dump(include={"chroma_host", "chroma_port", "tender_collection",
+                                                     "lexical_index_path", "embed_backend"}),
+                      feedback_path=str(Path(settings.staging_uri) / "fb.jsonl"))
+    with TestClient(create_app(api)) as client:
+        body = client.get("/search", params={"q": "road maintenance", "limit": 50}).json()
+        assert {r["id"] for r in body["results"]} == chroma_ids
+        assert client.get("/tenders/OLD-1").status_code == 404
+        assert client.get("/tenders/OPEN-1").status_code == 200
+        assert client.get("/search", params={"q": "OLD-2"}).json()["results"][0]["id"] != "OLD-2"
+
+
+def test_unknown_closing_dates_retire_only_when_configured(settings):
+    lifecycle.retire_expired(settings, today=TODAY)
+    kept = lifecycle.retire_expired(settings.model_copy(update={"retention_unknown_days": 30}), today=TODAY)
+    assert kept["retired"] == 0  # ingested just now: not 30 days old yet
+    later = lifecycle.retire_expired(settings.model_copy(update={"retention_unknown_days": 1}),
+                                     today=date.today() + timedelta(days=3))
+    assert "NODATE-1" not in live_ids(settings)[0] and later["retired"] >= 1
+
+
+def test_compaction_swaps_in_a_fresh_collection_with_every_live_notice(settings):
+    lifecycle.retire_expired(settings, today=TODAY)
+    client, before = stores(settings)
+    assert lifecycle.needs_compaction(before, 0.25)  # 2 retired of 4 live
+    assert lifecycle.compact_if_due(settings.model_copy(update={"compact_ratio": 0.9}))["compacted"] is False
+    got = lifecycle.compact_if_due(settings)
+    assert got == {**got, "compacted": True, "copied": 4}
+    _, after = stores(settings)
+    assert after.id != before.id and after.count() == 4
+    assert (after.metadata or {}).get(lifecycle.RETIRED_KEY) == 0
+    names = {c.name for c in client.list_collections()}
+    assert settings.tender_collection in names
+    assert not any(n.startswith(settings.tender_collection + "__") for n in names)  # old one dropped
+    vector = get_embedder(settings).embed_queries(["road maintenance OPEN-1"])[0]
+    assert after.query(query_embeddings=[vector], n_results=4, include=[])["ids"][0]
+
+
+def test_lexical_index_rebuilds_from_chroma(settings):
+    index = open_index(settings.lexical_dir)
+    index.clear()
+    assert index.num_docs() == 0
+    got = rebuild.lexical_from_chroma(settings)
+    assert got["notices"] == got["lexical_count"] == len(NOTICES)
+    assert index.count(Filters(country="ghana")) == len(NOTICES)
+
+
+def test_both_stores_rebuild_from_staging_skipping_retired(settings):
+    _, collection = stores(settings)
+    collection.delete(ids=["OPEN-1"])  # damage both stores
+    open_index(settings.lexical_dir).clear()
+    got = rebuild.from_staging(settings, today=TODAY)
+    assert got["runs"] == 1 and got["skipped_past_retention"] == 2 and got["records_replayed"] == 4
+    chroma_ids, lexical_ids = live_ids(settings)
+    assert chroma_ids == lexical_ids == {"RECENT-1", "OPEN-1", "OPEN-2", "NODATE-1"}
+
+
+def test_maintenance_dag_through_airflow(settings, airflow_db, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    for key in ("chroma_host", "chroma_port", "tender_collection", "staging_uri", "lexical_index_path"):
+        monkeypatch.setenv(key.upper(), str(getattr(settings, key)))
+    monkeypatch.setenv("RETENTION_DAYS", str((date.today() - TODAY).days + 14))
+    bag = DagBag(dag_folder=str(Path(__file__).parents[1] / "dags"))
+    assert not bag.import_errors
+    dag = bag.dags["tender_maintenance"]
+    assert [t.task_id for t in dag.tasks] == ["retire", "compact"]
+    run = dag.test(run_conf={"force_compaction": False})
+    assert run.state == "success"
+    assert live_ids(settings)[0] == {"RECENT-1", "OPEN-1", "OPEN-2", "NODATE-1"}
+    assert dag.test(run_conf={"force_compaction": False}).state == "success"  # a rerun retires nothing
+    assert len(live_ids(settings)[0]) == 4
+
