@@ -7,7 +7,8 @@ vector query in the same run, so the two are compared like for like.
 
 Metrics (mean over queries):
   ndcg@10  graded gains (2^grade - 1), ideal order from the labels;
-  mrr@10   reciprocal rank of the first grade-2 ("what was asked for") result.
+  mrr@10   reciprocal rank of the first grade-2 ("what was asked for") result;
+  recall@10, recall@50  share of the labelled relevant notices in the top 10 / 50.
 
 Usage:
   python bench/relevance.py                 # service vs baseline
@@ -43,6 +44,7 @@ from tests.services import chroma_server  # noqa: E402
 SAMPLE = ROOT / "tests" / "fixtures" / "sample_tenders.csv"
 QUERIES = Path(__file__).with_name("queries.json")
 K = 10
+RECALL_K = 50
 
 
 def ndcg(ranked: list[str], relevant: dict[str, int], k: int = K) -> float:
@@ -60,21 +62,30 @@ def mrr(ranked: list[str], relevant: dict[str, int], k: int = K) -> float:
     return 0.0
 
 
+def recall(ranked: list[str], relevant: dict[str, int], k: int) -> float:
+    """Share of the labelled relevant notices (any grade) found in the top k."""
+    return len(set(ranked[:k]) & set(relevant)) / len(relevant) if relevant else 0.0
+
+
 def evaluate(searcher: Searcher, collection, queries: list[dict], rerank: bool) -> dict:
     per_query = []
     latencies = []
     for item in queries:
         started = time.perf_counter()
-        ranked = searcher.search(collection, SearchParams(q=item["query"], limit=K), {}, rerank=rerank)
+        ranked = searcher.search(collection, SearchParams(q=item["query"], limit=RECALL_K), {}, rerank=rerank)
         latencies.append((time.perf_counter() - started) * 1000)
         ids = [r.id for r in ranked.results]
         per_query.append({"query": item["query"], "ndcg@10": round(ndcg(ids, item["relevant"]), 4),
-                          "mrr@10": round(mrr(ids, item["relevant"]), 4)})
+                          "mrr@10": round(mrr(ids, item["relevant"]), 4),
+                          "recall@10": round(recall(ids, item["relevant"], K), 4),
+                          "recall@50": round(recall(ids, item["relevant"], RECALL_K), 4)})
     n = len(per_query)
     latencies.sort()
     return {
         "ndcg@10": round(sum(q["ndcg@10"] for q in per_query) / n, 4),
         "mrr@10": round(sum(q["mrr@10"] for q in per_query) / n, 4),
+        "recall@10": round(sum(q["recall@10"] for q in per_query) / n, 4),
+        "recall@50": round(sum(q["recall@50"] for q in per_query) / n, 4),
         "median_ms": round(latencies[n // 2], 2),
         "per_query": per_query,
     }

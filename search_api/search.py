@@ -35,6 +35,8 @@ from search_api.models import SearchParams, SearchResult
 from search_api.ranking import Candidate, compound_tokens, fuse, query_terms
 from tender_pipeline.lexical import Filters, Hit, LexicalIndex
 
+SURVIVOR_CHUNK = 200  # vector hits checked against the filters per lexical query
+
 
 @dataclass
 class Pool:
@@ -161,9 +163,14 @@ class Searcher:
         t2 = time.perf_counter()
         hits = {h.id: h for h in lexical_hits + exact_hits}
         vector_ids = [tid for tid in knn if tid not in hits]
-        if vector_ids:  # cards of the vector hits, and only those that pass the filters
-            kept = lex.matching(Filters(**{**vars(filters), "ids": vector_ids}), len(vector_ids), searcher)
-            hits.update({h.id: h for h in kept})
+        kept = 0
+        for start in range(0, len(vector_ids), SURVIVOR_CHUNK):  # nearest first, until k pass the filters
+            part = vector_ids[start:start + SURVIVOR_CHUNK]
+            found = lex.matching(Filters(**{**vars(filters), "ids": part}), len(part), searcher)
+            hits.update({h.id: h for h in found})
+            kept += len(found)
+            if kept >= k:
+                break
         missing = [tid for tid in hits if tid not in knn]
         cos_future = self._pool.submit(self._cosines, collection, vector, missing)
         present = lex.present(terms, list(hits.values()), searcher)

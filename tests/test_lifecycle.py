@@ -75,10 +75,7 @@ def test_retire_removes_notices_past_retention_and_a_rerun_changes_nothing(setti
     assert again["retired"] == 0 and again["chroma_after"] == 4 and again["lexical_after"] == 4
     assert live_ids(settings) == (chroma_ids, lexical_ids)
 
-    api = ApiSettings(**settings.model_dump(include={"chroma_host", "chroma_port", "tender_collection",
-                                                     "lexical_index_path", "embed_backend"}),
-                      feedback_path=str(Path(settings.staging_uri) / "fb.jsonl"))
-    with TestClient(create_app(api)) as client:
+    with TestClient(create_app(api_settings(settings))) as client:
         body = client.get("/search", params={"q": "road maintenance", "limit": 50}).json()
         assert {r["id"] for r in body["results"]} == chroma_ids
         assert client.get("/tenders/OLD-1").status_code == 404
@@ -95,12 +92,23 @@ def test_unknown_closing_dates_retire_only_when_configured(settings):
     assert "NODATE-1" not in live_ids(settings)[0] and later["retired"] >= 1
 
 
+def api_settings(settings: Settings) -> ApiSettings:
+    return ApiSettings(**settings.model_dump(include={"chroma_host", "chroma_port", "tender_collection",
+                                                      "lexical_index_path", "embed_backend"}),
+                       feedback_path=str(Path(settings.staging_uri) / "fb.jsonl"))
+
+
 def test_compaction_swaps_in_a_fresh_collection_with_every_live_notice(settings):
     lifecycle.retire_expired(settings, today=TODAY)
     client, before = stores(settings)
     assert lifecycle.needs_compaction(before, 0.25)  # 2 retired of 4 live
     assert lifecycle.compact_if_due(settings.model_copy(update={"compact_ratio": 0.9}))["compacted"] is False
-    got = lifecycle.compact_if_due(settings)
+    with TestClient(create_app(api_settings(settings))) as api:  # a replica holding the old collection
+        assert api.get("/tenders/OPEN-1").status_code == 200
+        got = lifecycle.compact_if_due(settings)
+        for _ in range(2):  # the held handle is stale: reopened by name, never a 503
+            assert api.get("/tenders/OPEN-1").status_code == 200
+            assert len(api.get("/search", params={"q": "road maintenance"}).json()["results"]) == 4
     assert got == {**got, "compacted": True, "copied": 4}
     _, after = stores(settings)
     assert after.id != before.id and after.count() == 4
