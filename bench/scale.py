@@ -69,7 +69,7 @@ REAL = ROOT.parent / "shared" / "data" / "real"
 FIXTURES = ROOT / "tests" / "fixtures"
 COLLECTION = "scale"
 BATCH = 5000
-BASE_VECTORS = 3000
+BASE_VECTORS = 1500
 PER_FILE = 4000  # rows read per real file: every source is represented without reading all 78k rows
 TODAY = date.today()
 CANONICAL = ["tender_id", "title", "description", "buyer", "country", "region", "city", "published_date",
@@ -309,6 +309,7 @@ def main() -> None:
     parser.add_argument("--chroma-requests", type=int, default=48, help="direct Chroma requests per level")
     parser.add_argument("--data-dir", default="", help="keep the stores here between runs")
     parser.add_argument("--real-records", type=int, default=40000)
+    parser.add_argument("--fill-only", action="store_true", help="fill the stores to the sizes, measure nothing")
     parser.add_argument("--lifecycle", action="store_true",
                         help="at the end, retire past RETENTION_DAYS and compact; print disk and memory")
     args = parser.parse_args()
@@ -361,6 +362,10 @@ def main() -> None:
                 fill_s = time.perf_counter() - t0
             else:
                 fill_s = 0.0
+            if args.fill_only:
+                print(json.dumps({"size": size, "fill_seconds": round(fill_s, 1), "documents": collection.count(),
+                                  "chroma_disk_mb": disk_mb(work / "chroma")}), flush=True)
+                continue
             stop(api)
             api_port = free_port()
             api = start([py, "-m", "uvicorn", "search_api.main:app", "--host", "127.0.0.1", "--port",
@@ -386,7 +391,7 @@ def main() -> None:
                   flush=True)
             if args.ingest_rows and size == sizes[-1]:
                 ingest_phase(args, gen, work, env, base_url, mix, levels, size)
-        if args.lifecycle:
+        if args.lifecycle and not args.fill_only:
             stop(api)
             api = None
             lifecycle_phase(settings.model_copy(update={"chroma_port": port,
