@@ -89,6 +89,8 @@ class OnnxEmbedder:
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 options.log_severity_level = 3  # warnings about unused initializers are noise here
+                # idle threads sleep instead of spinning: on a shared or busy host spinning steals the CPU
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 self._session = ort.InferenceSession(str(self.model_dir / manifest["model"]), options,
                                                      providers=["CPUExecutionProvider"])
                 self._tokenizer = tokenizer
