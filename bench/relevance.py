@@ -105,15 +105,17 @@ def compare_embedders(variants: list[str], labelled: list[dict], real: int) -> d
         texts, report["real_data"] = emb.real_texts(real, Path(tmp)) if real else ([], "not requested")
         stock_vectors = None
         for variant in variants:
+            name = f"relevance_{variant.replace('-', '_')}"
             settings = emb.variant_settings(base, variant, Path(tmp) / "models").model_copy(
-                update={"tender_collection": f"relevance_{variant.replace('-', '_')}"})
+                update={"tender_collection": name, "lexical_index_path": f"{tmp}/lexical_{name}"})
             summary = pipeline.run_all(settings, f"relevance_{variant}", source=str(SAMPLE))
             embedder = get_embedder(settings)
             collection = store.open_collection(store.get_client(settings), settings.tender_collection,
                                                embedder.model_id, embedder.dim, create=False)
-            service = evaluate(Searcher(settings, embedder, SectorIntent(embedder, settings.taxonomy_path)),
-                               collection, labelled, rerank=True)
-            baseline = evaluate(Searcher(settings, embedder), collection, labelled, rerank=False)
+            lexical = open_index(settings.lexical_dir)
+            intent = SectorIntent(embedder, settings.taxonomy_path)
+            service = evaluate(Searcher(settings, embedder, intent, lexical), collection, labelled, rerank=True)
+            baseline = evaluate(Searcher(settings, embedder, lexical=lexical), collection, labelled, rerank=False)
             row = {"model_id": embedder.model_id, "documents": summary["collection_count"],
                    "service_ndcg@10": service["ndcg@10"], "service_mrr@10": service["mrr@10"],
                    "vector_ndcg@10": baseline["ndcg@10"], "embed_stage_s": round(summary["seconds"]["embed"], 2)}
@@ -160,7 +162,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="relevance-") as tmp, chroma_server(Path(tmp) / "chroma") as (host, port):
         settings = ApiSettings(chroma_host=host, chroma_port=port, staging_uri=f"{tmp}/staging",
-                               lexical_index_path=f"{tmp}/lexical", tender_collection="relevance", embed_backend="local", enrich_backend="local")
+                               lexical_index_path=f"{tmp}/lexical", tender_collection="relevance",
+                               embed_backend="local", enrich_backend="local")
         started = time.perf_counter()
         summary = pipeline.run_all(settings, "relevance", source=str(SAMPLE))
         fill_s = time.perf_counter() - started
