@@ -179,6 +179,12 @@ class Ready(BaseModel):
     embedder: str = Field(description="'ok', 'loading' or the load error.")
     lexical: str = Field("ok", description="'ok' or the reason the lexical index cannot be opened.")
     lexical_documents: int = Field(0, description="Notices in the lexical index.")
+    lexical_sync: str = Field("off", description="'off' (shared folder), 'ok', 'waiting for the first sync', or the "
+                                                 "last error following LEXICAL_PUBLISH_URI (the last copy is served).")
+    lexical_version_age_s: float | None = Field(None, description="Seconds since the writer published the copy "
+                                                                  "held here (grows between batches).")
+    lexical_checked_age_s: float | None = Field(None, description="Seconds since the published version was last "
+                                                                  "checked successfully.")
     collection: str
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from fastapi import Request
 
@@ -23,9 +24,11 @@ from search_api.search import Searcher
 from search_api.settings import ApiSettings
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.lexical import LexicalIndex, open_index
+from tender_pipeline.lexical_sync import Follower, store_for
 
 log = logging.getLogger(__name__)
 EMBED_WAIT_S = 60.0
+FIRST_SYNC_WAIT_S = 10.0  # a reader that follows a published index waits this long for its first copy
 
 
 class ModelNotReady(RuntimeError):
@@ -46,6 +49,10 @@ class Services:
         self._lexical: LexicalIndex | None = None
         self._lexical_lock = threading.Lock()
         self.lexical_error = ""
+        self.follower: Follower | None = None
+        if settings.lexical_publish_uri:  # another host writes the index: keep a local copy in sync
+            self.follower = Follower(store_for(settings.lexical_publish_uri, settings.tender_collection),
+                                     settings.lexical_dir, settings.lexical_sync_s, on_change=self._reload_lexical)
         self.searcher = Searcher(settings, self.embedder, self.intent)
         self.catalog = Catalog(settings.stats_ttl_s)
         self.feedback = FeedbackLog(settings.feedback_path)
@@ -55,6 +62,8 @@ class Services:
 
     # --- lifecycle ------------------------------------------------------
     def start(self) -> None:
+        if self.follower is not None:
+            self.follower.start()
         if not self.settings.warm_embedder:
             self._model_ready.set()
             return
@@ -80,12 +89,16 @@ class Services:
             log.warning("first catalog aggregation failed (retried on demand): %s", exc)
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         if self._thread is not None:
             self._thread.join(timeout=0.1)
 
     def lexical(self) -> LexicalIndex:
         """The lexical index, opened on first use (it reloads by itself after each commit)."""
         if self._lexical is None:
+            if self.follower is not None:
+                self.follower.first_attempt.wait(FIRST_SYNC_WAIT_S)  # open the published copy, not an empty one
             with self._lexical_lock:
                 if self._lexical is None:
                     try:
@@ -96,6 +109,20 @@ class Services:
                     self.lexical_error = ""
                     self.searcher.lexical = self._lexical
         return self._lexical
+
+    def _reload_lexical(self) -> None:
+        """After a sync: reload now rather than at tantivy's next meta.json poll."""
+        if self._lexical is not None:
+            self._lexical.index.reload()
+
+    def lexical_sync_status(self) -> tuple[bool, dict]:
+        """(synced at least once, fields of /ready) about following a published index ('off': shared folder)."""
+        if self.follower is None:
+            return True, {"lexical_sync": "off"}
+        st, now = self.follower.status, time.time()
+        return st.synced, {"lexical_sync": st.error or ("ok" if st.synced else "waiting for the first sync"),
+                "lexical_version_age_s": round(now - st.published_at, 1) if st.published_at else None,
+                "lexical_checked_age_s": round(now - st.checked_at, 1) if st.checked_at else None}
 
     def lexical_status(self) -> tuple[str, int]:
         """('ok' or the reason, documents) for /ready."""

@@ -9,7 +9,8 @@ date, value, corrigendum), plus the card fields a result shows.
 
 One writer at a time (the ``upsert`` task, the maintenance DAG, the rebuild
 command) holds tantivy's writer lock on ``LEXICAL_INDEX_PATH``; readers (every
-search API worker) open the same folder and reload on each commit. The id is
+search API worker) open the same folder and reload on each commit. Readers on
+other hosts follow a copy published after each commit (``lexical_sync``). The id is
 the tender id, so an upsert is delete-by-id + add, and a rerun converges.
 """
 
@@ -177,8 +178,9 @@ class Writer:
 class LexicalIndex:
     """One tantivy index folder; safe to share between threads (readers) of one process."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, publish_uri: str | None = None) -> None:
         self.path = Path(path)
+        self.publish_uri = publish_uri  # None: LEXICAL_PUBLISH_URI; "" = never publish
         self.path.mkdir(parents=True, exist_ok=True)
         self.schema = build_schema()
         self._check_version()
@@ -214,7 +216,22 @@ class LexicalIndex:
             except BaseException:
                 writer.rollback()
                 raise
+            self._publish()
         self.index.reload()
+
+    def _publish(self) -> None:
+        """Copy the committed index to LEXICAL_PUBLISH_URI when set (readers on other hosts follow it).
+
+        Raises on failure, so the writing task fails and is retried rather than hosts diverging."""
+        from tender_pipeline.settings import get_settings
+
+        settings = get_settings()
+        uri = self.publish_uri if self.publish_uri is not None else settings.lexical_publish_uri
+        if uri:
+            from tender_pipeline.lexical_sync import publish_index
+
+            got = publish_index(self.path, uri, settings.lexical_publish_grace_s)
+            log.info("lexical index published to %s: %s", uri, got)
 
     def _writer(self, wait_s: float):
         """tantivy allows one writer per index across processes: wait for a running one to finish."""

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     tender_collection: str = "tenders"
     # lexical + filter index beside Chroma: tantivy folders <path>/<collection>; one writer, many readers
     lexical_index_path: str = "data/lexical"
+    # other hosts: the writer publishes the index here after each commit (s3://bucket/prefix/ or a folder),
+    # search APIs keep a local copy in lexical_index_path, polled every lexical_sync_s; empty = shared folder
+    lexical_publish_uri: str = ""
+    lexical_sync_s: float = Field(5.0, gt=0)
+    lexical_publish_grace_s: float = Field(600.0, ge=0)  # unreferenced published files kept this long
     # lifecycle (tender_maintenance DAG): notices closed more than retention_days ago are retired
     retention_days: int = Field(14, ge=0)
     retention_unknown_days: int = Field(0, ge=0)  # no closing date: retire this long after ingest; 0 = keep

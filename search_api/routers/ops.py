@@ -26,8 +26,10 @@ def ready(services: ServicesDep) -> Response:
     ok, reason = services.chroma.check()
     model = services.model_status
     lexical, documents = services.lexical_status()
-    body = Ready(ready=ok and model == "ok" and lexical == "ok", chroma="ok" if ok else reason, embedder=model,
-                 lexical=lexical, lexical_documents=documents, collection=services.settings.tender_collection)
+    synced, sync = services.lexical_sync_status()  # a follower is ready once its first sync succeeded
+    body = Ready(ready=ok and model == "ok" and lexical == "ok" and synced,
+                 chroma="ok" if ok else reason, embedder=model, lexical=lexical, lexical_documents=documents,
+                 collection=services.settings.tender_collection, **sync)
     services.metrics.ready.set(1 if body.ready else 0)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
