@@ -44,6 +44,7 @@ EXTRAS = ("tender_schema.json",)  # our schema marker, checked when a reader ope
 RETIRED = "_retired.json"  # remote only: unreferenced file → when first seen unreferenced
 SEGMENT_FILE = re.compile(r"^([0-9a-f]{32})\.(?:(\d+)\.del|[a-z]+)$")
 PUBLISH_LOCK = ".tender-publish.lock"
+SYNC_LOCK = ".tender-sync.lock"  # API worker processes of one host sharing one copy sync one at a time
 PART_MAX_AGE_S = 3600.0  # temp files of a crashed download older than this are removed
 
 
@@ -227,9 +228,10 @@ def store_for(uri: str, collection: str, s3_client=None) -> Store:
 
 # --------------------------------------------------------------------------- writer side
 @contextlib.contextmanager
-def _publish_lock(local: Path) -> Iterator[None]:
-    """One publisher per index folder across processes, so meta.json never goes backwards remotely."""
-    with open(local / PUBLISH_LOCK, "a+b") as fh:
+def _folder_lock(local: Path, name: str) -> Iterator[None]:
+    """An exclusive lock across processes on one index folder (released if the process dies)."""
+    local.mkdir(parents=True, exist_ok=True)
+    with open(local / name, "a+b") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -243,7 +245,7 @@ def publish(local: Path, store: Store, grace_s: float, now: float | None = None)
     Raises ``PublishError`` (naming the target) on any failure: the caller's task fails and is retried,
     and the next publish uploads whatever is still missing."""
     try:
-        with _publish_lock(local):
+        with _folder_lock(local, PUBLISH_LOCK):  # one publisher at a time: meta.json never goes backwards
             return _publish(local, store, grace_s, time.time() if now is None else now)
     except PublishError:
         raise
@@ -329,7 +331,8 @@ class Follower:
     def sync_once(self) -> bool:
         """Bring the local copy to the published version; True when it changed. Never raises."""
         try:
-            changed = self._sync()
+            with _folder_lock(self.local, SYNC_LOCK):  # another worker's cleanup never removes our new files
+                changed = self._sync()
         except Exception as exc:
             self.status.error = f"lexical sync from {self.store.uri} failed: {exc}"
             log.warning("%s", self.status.error)
@@ -360,7 +363,6 @@ class Follower:
         if got.data == local_bytes:
             self._settled(got)
             return False
-        self.local.mkdir(parents=True, exist_ok=True)
         remote = self.store.names()
         meta = json.loads(got.data)
         wanted = referenced(meta, remote)
