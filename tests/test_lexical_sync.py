@@ -246,3 +246,20 @@ def test_folder_publish_uri_and_the_api_services_follow_it(tmp_path, monkeypatch
         assert synced and str(remote) in fields["lexical_sync"] and index.num_docs() == 5
     finally:
         services.close()
+
+
+def test_a_writer_on_a_wiped_disk_starts_from_the_published_copy_and_an_older_copy_is_refused(tmp_path):
+    uri = str(tmp_path / "published")
+    first = LexicalIndex(tmp_path / "worker-a" / COLLECTION, publish_uri=uri)
+    upsert(first, range(8))
+    first.delete_ids(["T-0"])
+
+    wiped = LexicalIndex(tmp_path / "worker-b" / COLLECTION, publish_uri=uri)  # a new disk, same bucket
+    upsert(wiped, range(8, 10))
+    assert wiped.num_docs() == 9 and "T-0" not in ids_of(wiped, "bridge")
+    index, follower = reader(tmp_path, uri)
+    assert follower.sync_once() is True and index.num_docs() == 9  # nothing was lost remotely
+
+    with pytest.raises(PublishError, match="newer than this writer's copy"):
+        upsert(first, range(20, 21))  # worker-a's folder is now behind what was published
+    assert follower.sync_once() is False and index.num_docs() == 9

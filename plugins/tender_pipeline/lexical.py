@@ -208,6 +208,7 @@ class LexicalIndex:
         The pipeline's writers (upsert, retire, compact) also change Chroma inside this
         block, so the lock serialises every write to both stores and they cannot interleave."""
         with self._write_lock:
+            self._restore()
             writer = self._writer(wait_s)
             try:
                 yield Writer(writer, self.schema)
@@ -219,6 +220,20 @@ class LexicalIndex:
             self._publish()
         self.index.reload()
 
+    def _publish_uri(self) -> str:
+        from tender_pipeline.settings import get_settings
+
+        return self.publish_uri if self.publish_uri is not None else get_settings().lexical_publish_uri
+
+    def _restore(self) -> None:
+        """A writer on a new or wiped disk starts from the published index rather than overwrite it."""
+        uri = self._publish_uri()
+        if uri:
+            from tender_pipeline.lexical_sync import restore_if_new
+
+            if restore_if_new(self.path, uri):
+                self.index.reload()
+
     def _publish(self) -> None:
         """Copy the committed index to LEXICAL_PUBLISH_URI when set (readers on other hosts follow it).
 
@@ -226,7 +241,7 @@ class LexicalIndex:
         from tender_pipeline.settings import get_settings
 
         settings = get_settings()
-        uri = self.publish_uri if self.publish_uri is not None else settings.lexical_publish_uri
+        uri = self._publish_uri()
         if uri:
             from tender_pipeline.lexical_sync import publish_index
 

@@ -255,6 +255,12 @@ def publish(local: Path, store: Store, grace_s: float, now: float | None = None)
 
 def _publish(local: Path, store: Store, grace_s: float, now: float) -> dict[str, int]:
     remote = store.names()
+    published = store.get(META) if META in remote else None
+    mine = json.loads((local / META).read_bytes())
+    if published is not None and json.loads(published.data).get("opstamp", 0) > mine.get("opstamp", 0):
+        raise PublishError(f"the index at {store.uri} is newer than this writer's copy {local} (opstamp "
+                           f"{json.loads(published.data).get('opstamp')} > {mine.get('opstamp')}): another host "
+                           "wrote it; writers must share one folder (or start from the published copy)")
     for _attempt in range(3):
         meta_bytes = (local / META).read_bytes()
         wanted = referenced(json.loads(meta_bytes), os.listdir(local))
@@ -276,7 +282,7 @@ def _publish(local: Path, store: Store, grace_s: float, now: float) -> dict[str,
             got = store.get(name) if name in remote else None
             if got is None or got.data != data:
                 store.put_bytes(name, data)
-    current = store.get(META)
+    current = store.get(META) if META in remote else None
     if current is None or current.data != meta_bytes:
         store.put_bytes(META, meta_bytes)  # last: from now on readers may follow this version
     deleted = _collect(store, remote, wanted, grace_s, now)
@@ -296,6 +302,26 @@ def _collect(store: Store, remote: dict[str, int], wanted: set[str], grace_s: fl
     if keep != seen:
         store.put_bytes(RETIRED, json.dumps(keep, sort_keys=True).encode())
     return len(due)
+
+
+def restore_if_new(local: Path, publish_uri: str) -> bool:
+    """A writer whose folder holds a never-written index (a new or wiped disk) starts from the
+    published copy instead of publishing a near-empty index over it. True when it restored."""
+    try:
+        meta = json.loads((local / META).read_bytes())
+    except FileNotFoundError:
+        meta = {}
+    if meta.get("segments") or meta.get("opstamp", 0):
+        return False
+    follower = Follower(store_for(publish_uri, local.name), local)
+    try:
+        with _folder_lock(local, SYNC_LOCK):
+            restored = follower._sync()
+    except Exception as exc:
+        raise PublishError(f"restoring the lexical index {local} from {follower.store.uri} failed: {exc}") from exc
+    if restored:
+        log.info("lexical index %s restored from %s", local, follower.store.uri)
+    return restored
 
 
 def publish_index(local: Path, publish_uri: str, grace_s: float) -> dict[str, int]:
