@@ -1,16 +1,27 @@
-# syntax=docker/dockerfile:1.7
 # Two production images from one file (docker-compose.yml builds both):
 #   docker build --target airflow    -t tender-airflow .     scheduler, workers, api-server, ...
 #   docker build --target search-api -t tender-search-api .  FastAPI search service, no Airflow
 # Neither has torch: the embedder runs on ONNX Runtime, its model ships in
 # plugins/tender_pipeline/embed/onnx_model/ (copied with the code).
+# No `# syntax=` line: BuildKit would pull that frontend from a registry, and the
+# legacy builder (docker-compose v1) must build this file too.
+#
+# Bases come from registries by default. Where none is reachable, build local
+# stand-ins with scripts/docker_local_images.sh and pass them in:
+#   --build-arg AIRFLOW_BASE_IMAGE=tender-local/airflow:3.3.2-python3.11 (Airflow from PyPI)
+#   --build-arg BASE_IMAGE=tender-local/python:3.11
 
 # Keep in step with requirements.txt (apache-airflow==...); tests/test_compose.py checks that they match.
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.11
+ARG AIRFLOW_BASE_IMAGE=apache/airflow:3.3.2-python3.11
+ARG BASE_IMAGE=python:3.11-slim
+# The image a build without --target produces (last stage): Render builds that
+# way and passes a service's env vars as build args (render.yaml sets it per service).
+ARG IMAGE_TARGET=search-api
 
 # ----------------------------------------------------------------------------- Airflow
-FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION} AS airflow
+FROM ${AIRFLOW_BASE_IMAGE} AS airflow
 ARG AIRFLOW_VERSION
 # The official image installs into the airflow user's site: never pip as root.
 USER airflow
@@ -28,7 +39,7 @@ COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 
 # ----------------------------------------------------------------------------- search API
 # Build stage: a venv with the slim pinned set (search_api/requirements.txt, no Airflow).
-FROM python:${PYTHON_VERSION}-slim AS search-api-build
+FROM ${BASE_IMAGE} AS search-api-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -38,9 +49,9 @@ RUN pip install -r /tmp/requirements/requirements.txt \
  && ! python -c "import airflow" 2>/dev/null
 
 # Runtime stage: the venv and our code only, run as an unprivileged user.
-FROM python:${PYTHON_VERSION}-slim AS search-api
+FROM ${BASE_IMAGE} AS search-api
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin app \
- && mkdir -p /data/feedback && chown app /data/feedback
+ && mkdir -p /data/feedback /data/lexical && chown app /data/feedback /data/lexical
 COPY --from=search-api-build /opt/venv /opt/venv
 COPY plugins/tender_pipeline/ /app/plugins/tender_pipeline/
 COPY search_api/ /app/search_api/
@@ -58,3 +69,6 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
 # nginx in front terminates client connections; trust its X-Forwarded-* headers.
 CMD ["uvicorn", "search_api.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*"]
+
+# ----------------------------------------------------------------------------- default
+FROM ${IMAGE_TARGET} AS default

@@ -1,8 +1,8 @@
 """docker-compose.yml, Dockerfile, nginx and .env.example checked against the code.
 
-No Docker engine runs here, so instead of starting the stack we hold the
-deployment files to what the code actually needs: the env vars it reads, the
-ports it listens on, the paths it writes, the pins it was tested with.
+Fast and engine-free: the deployment files are held to what the code actually
+needs (the env vars it reads, the ports it listens on, the paths it writes,
+the pins it was tested with). tests/test_compose_e2e.py runs the stack for real.
 """
 
 from __future__ import annotations
@@ -304,6 +304,19 @@ def test_pipeline_paths_live_on_shared_volumes():
     assert named <= set(compose()["volumes"]), f"undeclared volumes: {named - set(compose()['volumes'])}"
 
 
+def _volume_at(service: str, path: str) -> str | None:
+    """The volume (or host folder) that holds ``path`` in ``service``: the deepest mount above it."""
+    holders = [(len(target), source) for source, target in mounts(service)
+               if PurePosixPath(path).is_relative_to(target)]
+    return max(holders)[1] if holders else None
+
+
+def test_lexical_index_is_one_volume_written_by_the_worker_and_read_by_the_api():
+    writer, reader = env_of("airflow-worker")["LEXICAL_INDEX_PATH"], env_of("search-api")["LEXICAL_INDEX_PATH"]
+    assert _volume_at("airflow-worker", writer) == _volume_at("search-api", reader) == "lexical-data"
+    assert "lexical-data" in compose()["volumes"]
+
+
 # --------------------------------------------------------------------------- env vars
 def test_env_example_lists_every_variable_the_code_reads():
     listed = documented(".env.example")
@@ -339,19 +352,52 @@ def test_env_example_values_are_valid_settings():
 
 
 # --------------------------------------------------------------------------- images and pins
+def image_of(service: str) -> str:
+    """The image compose runs when no *_IMAGE variable overrides it."""
+    return interpolate_default(services()[service]["image"])
+
+
 def test_images_match_the_pins():
     req = pins("requirements.txt")
-    assert services()["chroma"]["image"] == f"chromadb/chroma:{req['chromadb']}"
+    assert image_of("chroma") == f"chromadb/chroma:{req['chromadb']}"
     assert dockerfile_arg("AIRFLOW_VERSION") == req["apache-airflow"]
-    airflow_from = dockerfile_stages()["airflow"][0]
-    assert airflow_from == "FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION} AS airflow"
-    # Same Python as the venv the tests ran in and as pyproject promises.
     python = dockerfile_arg("PYTHON_VERSION")
+    assert dockerfile_stages()["airflow"][0] == "FROM ${AIRFLOW_BASE_IMAGE} AS airflow"
+    assert dockerfile_arg("AIRFLOW_BASE_IMAGE") == f"apache/airflow:{req['apache-airflow']}-python{python}"
+    assert dockerfile_arg("BASE_IMAGE") == f"python:{python}-slim"
+    # Same Python as the venv the tests ran in and as pyproject promises.
     assert python == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert f">={python}" in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
-    assert interpolate_default(services()["airflow-apiserver"]["image"]) == f"tender-airflow:{req['apache-airflow']}"
-    assert services()["postgres"]["image"] == "postgres:16"
-    assert services()["redis"]["image"].startswith("redis:7.2")
+    assert image_of("airflow-apiserver") == f"tender-airflow:{req['apache-airflow']}"
+    assert image_of("postgres") == "postgres:16"
+    assert image_of("redis").startswith("redis:7.2")
+
+
+def test_every_registry_image_can_be_replaced_by_a_variable():
+    """Air-gapped sites (and the end-to-end test) substitute local images through these, nothing else."""
+    variables = {"chroma": "CHROMA_IMAGE", "postgres": "POSTGRES_IMAGE", "redis": "REDIS_IMAGE",
+                 "nginx": "NGINX_IMAGE"}
+    for name, svc in services().items():
+        if "build" in svc:
+            continue
+        assert svc["image"].startswith(f"${{{variables[name]}:-"), f"{name}: image {svc['image']} is fixed"
+
+
+@pytest.mark.parametrize("service,arg", [("airflow-apiserver", "AIRFLOW_BASE_IMAGE"), ("search-api", "BASE_IMAGE")])
+def test_compose_build_args_default_to_the_dockerfiles(service, arg):
+    """Without the variable set, compose builds exactly what `docker build` would."""
+    value = services()[service]["build"]["args"][arg]
+    assert value == f"${{{arg}:-{dockerfile_arg(arg)}}}"
+
+
+def test_compose_file_is_valid_for_compose_v1_too():
+    """Debian ships docker-compose 1.29 only: no `required:` env files, no Compose-v2-only keys."""
+    for name, svc in services().items():
+        env_file = svc.get("env_file")
+        if env_file is not None:
+            assert all(isinstance(item, str) for item in env_file), f"{name}: env_file entries must be paths"
+    text = (REPO / "Dockerfile").read_text()
+    assert not text.startswith("# syntax="), "a syntax directive makes BuildKit pull a frontend image"
 
 
 def test_dockerfile_stages_and_users():
@@ -362,7 +408,8 @@ def test_dockerfile_stages_and_users():
     for final in ("airflow", "search-api"):
         users = [line.split()[1] for line in stages[final] if line.startswith("USER")]
         assert users and users[-1] not in {"root", "0"}, f"{final} runs as root"
-    assert stages["search-api"][0] == "FROM python:${PYTHON_VERSION}-slim AS search-api"
+    assert stages["search-api"][0] == "FROM ${BASE_IMAGE} AS search-api"
+    assert stages["search-api-build"][0] == "FROM ${BASE_IMAGE} AS search-api-build"
     assert any(line.startswith("COPY --from=search-api-build") for line in stages["search-api"])
 
 
