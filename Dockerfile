@@ -50,8 +50,10 @@ RUN pip install -r /tmp/requirements/requirements.txt \
 
 # Runtime stage: the venv and our code only, run as an unprivileged user.
 FROM ${BASE_IMAGE} AS search-api
-RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin app \
- && mkdir -p /data/feedback /data/lexical && chown app /data/feedback /data/lexical
+# /data is group-0 writable: compose runs this image as the Airflow uid with gid 0, so the API and the
+# worker can share the lexical-data volume (tantivy readers take a lock file in the index folder).
+RUN useradd --uid 10001 --gid 0 --create-home --shell /usr/sbin/nologin app \
+ && mkdir -p /data/feedback /data/lexical && chown -R app:0 /data && chmod -R g+rwX /data
 COPY --from=search-api-build /opt/venv /opt/venv
 COPY plugins/tender_pipeline/ /app/plugins/tender_pipeline/
 COPY search_api/ /app/search_api/

@@ -60,8 +60,6 @@ RENDER_ONLY = {
 }
 COMPOSE_ONLY = {
     "AIRFLOW__CELERY__RESULT_BACKEND": "unset, Airflow uses db+<AIRFLOW__DATABASE__SQL_ALCHEMY_CONN>",
-    # Render has no disk shared between services: the worker's lexical index can't reach the API.
-    ("search-api", "LEXICAL_INDEX_PATH"): "no disk shared between Render services",
 }
 # airflow-init's switches for the image's entrypoint, given inline in the preDeployCommand.
 INIT_FLAGS = ("_AIRFLOW_DB_MIGRATE", "_AIRFLOW_WWW_USER_CREATE")
