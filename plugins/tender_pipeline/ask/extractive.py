@@ -20,7 +20,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset("""a an the of to in on for and or is are was were be been by with at from as it its this that
 these those what which who whom whose when where why how do does did can could should would will shall may might
 must there their they them i we you he she his her our your my me us any some all about into than then so if not no
-tender notice please tell give me list need needed required require""".split())
+tender notice please tell give me list need needed required require done""".split())
 SYNONYMS = {  # a bidder's word → words notices use for the same thing
     "deadline": ("closing", "close"), "due": ("closing", "deadline"), "close": ("deadline",),
     "closes": ("deadline",), "closing": ("deadline",),
@@ -74,10 +74,11 @@ def passage_stems(text: str) -> set[str]:
 
 def overlap(terms: list[set[str]], stems: set[str], weights: list[float] | None = None) -> float:
     """Weighted share of the question's terms present in the passage (weights: rarity within the notice)."""
-    if not terms:
-        return 0.0
     weights = weights or [1.0] * len(terms)
-    return sum(w for t, w in zip(terms, weights, strict=True) if t & stems) / sum(weights)
+    total = sum(weights)
+    if not terms or total <= 0:
+        return 0.0
+    return sum(w for t, w in zip(terms, weights, strict=True) if t & stems) / total
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ def rank(notice: Notice, question: str, embedder=None, vector_weight: float = 0.
     """Passages best first. Without an embedder (or weight 0) only word overlap counts.
 
     A question term found in many of the notice's passages ("bid") counts less than a rare one
-    ("deadline"): each term is weighted by its inverse passage frequency within this notice.
+    ("deadline"): each term is weighted by its inverse passage frequency within this notice; a term
+    no passage has cannot tell passages apart and is left out; "where" (the place a bidder asks
+    for) counts double.
     ``cosine`` may be passed in when the caller already has it (a cache, or a benchmark sweep).
     """
     passages = notice.passages
@@ -109,7 +112,11 @@ def rank(notice: Notice, question: str, embedder=None, vector_weight: float = 0.
     terms = question_terms(question)
     stems = [passage_stems(p.text) for p in passages]
     n = len(passages)
-    weights = [math.log((n + 1) / (0.5 + sum(1 for s in stems if t & s))) + 1.0 for t in terms]
+    weights = []
+    for t in terms:
+        df = sum(1 for s in stems if t & s)
+        focus = 2.0 if stem("where") in t else 1.0
+        weights.append(focus * (math.log((n + 1) / (0.5 + df)) + 1.0) if df else 0.0)
     lexical = np.array([overlap(terms, s, weights) for s in stems], dtype=np.float32)
     w = vector_weight if (embedder is not None or cosine is not None) else 0.0
     if cosine is None:
