@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\"'])")
-_ABBREVIATION = re.compile(r"\b(?:no|nr|ref|e\.g|i\.e|etc|approx|incl|vs|mr|mrs|dr|st|co|ltd|pty|rs)\.$", re.I)
+_ABBREVIATION = re.compile(r"\b(?:no|nr|ref|e\.g|i\.e|etc|approx|incl|vs|mr|mrs|ms|dr|st|co|ltd|pty|rs|[a-z])\.$",
+                           re.I)  # "No. 4", "Ms A. Person": not sentence ends
 # lines of documents.document_text that repeat fields we already write as facts
 _DOC_FIELD_LINES = ("Sector:", "Buyer:", "Location:", "Keywords:", "Reference:")
 MAX_PASSAGE_CHARS = 600
