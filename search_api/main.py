@@ -21,14 +21,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search_api.chroma import ChromaUnavailable
 from search_api.metrics import Metrics, MetricsMiddleware
-from search_api.routers import feedback, ops, search, tenders, web
+from search_api.routers import feedback, ops, page, search, tenders, web
 from search_api.services import LexicalUnavailable, ModelNotReady, Services
 from search_api.settings import ApiSettings, get_api_settings
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """Search the tenders indexed by the `tender_ingest` DAG: hybrid (vector + lexical) ranking with
-filters, a tender by id, feedback, operations endpoints and a web page at `/`.
+filters, CSV export, a tender by id, questions about one tender, feedback, operations endpoints, a web page at `/`
+and a page per tender at `/t/{id}`.
 
 Errors are JSON: `{"error": <code>, "detail": <message or validation errors>}`."""
 
@@ -79,7 +80,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def model_down(_: Request, exc: ModelNotReady) -> JSONResponse:
         return _error(503, "model_unavailable", str(exc))
 
-    for module in (search, tenders, feedback, ops, web):
+    for module in (search, tenders, page, feedback, ops, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app

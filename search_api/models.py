@@ -18,6 +18,14 @@ SCORE_MEANING = (
 )
 
 
+CURRENCY_MEANING = (
+    "ISO 4217 code of `min_value`/`max_value`. `min_value`/`max_value` compare in the reporting currency "
+    "(REPORT_CURRENCY, default USD: every notice's value converted with the rates table) unless `currency=` is "
+    "given; then the bounds are amounts in that currency, converted with the same table. It does not restrict "
+    "results to notices quoted in that currency."
+)
+
+
 class SearchParams(BaseModel):
     """Query and filters; the same fields for GET (query string) and POST (JSON body).
 
@@ -47,10 +55,14 @@ class SearchParams(BaseModel):
                                        examples=["2026-12-01"])
     closing_before: date | None = Field(None, description="Closing on or before this ISO date.",
                                         examples=["2027-01-31"])
-    min_value: float | None = Field(None, ge=0, description="Minimum estimated value (notices with no "
-                                    "value are excluded when set).", examples=[100000])
-    max_value: float | None = Field(None, ge=0, description="Maximum estimated value (notices with no "
-                                    "value are excluded when set).", examples=[5000000])
+    min_value: float | None = Field(None, ge=0, description="Minimum estimated value, in the reporting "
+                                    "currency (REPORT_CURRENCY, default USD) unless `currency` is given; notices "
+                                    "with no value, or in a currency without a rate, are excluded when set.",
+                                    examples=[100000])
+    max_value: float | None = Field(None, ge=0, description="Maximum estimated value, in the reporting "
+                                    "currency unless `currency` is given; notices with no value, or in a "
+                                    "currency without a rate, are excluded when set.", examples=[5000000])
+    currency: str | None = Field(None, pattern=r"^[A-Za-z]{3}$", description=CURRENCY_MEANING, examples=["GBP"])
     include_corrigendum: bool = Field(True, description="Include corrigenda/addenda notices.")
     open_only: bool = Field(False, description="Only notices whose closing date is today or later "
                             "(unknown closing dates are excluded).")
@@ -63,6 +75,8 @@ class SearchParams(BaseModel):
             raise ValueError("closing_after is later than closing_before")
         if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
             raise ValueError("min_value is larger than max_value")
+        if self.currency:
+            self.currency = self.currency.upper()
         return self
 
 
@@ -83,6 +97,10 @@ class TenderFields(BaseModel):
     value_amount: float | None = Field(None, description="Estimated value; null when unknown.",
                                        examples=[47683000.0])
     currency: str = Field("", examples=["PKR"])
+    value_report: float | None = Field(None, description="The value in the reporting currency (converted with "
+                                       "the rates table); null when the value or its currency is unknown.",
+                                       examples=[170350.0])
+    report_currency: str = Field("", description="The reporting currency (REPORT_CURRENCY).", examples=["USD"])
     url: str = Field("", examples=["https://tenders.example.org/pk/PK-NHA-2026-1002"])
     is_corrigendum: bool = False
 
@@ -112,7 +130,53 @@ class Tender(TenderFields):
     source: str = ""
     enrichment_source: str = ""
     ingested_at: str = ""
+    versions: int = Field(1, description="How many distinct contents this tender has had (1 = never changed; "
+                          "each corrigendum or changed re-publication adds one).")
     document: str = Field("", description="The text that was embedded.")
+
+
+class AskIn(BaseModel):
+    model_config = ConfigDict(extra="ignore",
+                              json_schema_extra={"examples": [{"question": "What is the closing date?"}]})
+
+    question: str = Field(min_length=1, max_length=500, description="A question about this tender (1–500 characters).")
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> AskIn:
+        if not self.question.strip():
+            raise ValueError("question must contain a non-space character")
+        return self
+
+
+class AskPassage(BaseModel):
+    index: int = Field(description="Passage number in the notice text.")
+    text: str = Field(description="The passage, verbatim from this notice's stored text.")
+    field: str = Field(description="Where it comes from: a stored field (closing_date, value, buyer, ...) or "
+                       "'text' for the notice's title, summary and description.")
+    start: int = Field(description="Character offset of the passage in `notice_text`.")
+    end: int
+    score: float | None = Field(None, description="Extractive ranking score (absent for Gemini citations).")
+
+
+class AskOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "tender_id": "IN-GUWA-2026-1001", "question": "What is the closing date?",
+        "answer": "Closing date: 15 December 2026 (2026-12-15); bids must be submitted by this deadline.",
+        "stated": True, "mode": "extractive", "note": "",
+        "passages": [{"index": 4, "text": "Closing date: 15 December 2026 (2026-12-15); bids must be submitted by "
+                      "this deadline.", "field": "closing_date", "start": 173, "end": 258, "score": 0.81}]}]})
+
+    tender_id: str
+    question: str
+    answer: str = Field(description="Extractive: the best passage. Gemini: a short answer grounded in the cited "
+                        "passages, or 'Not stated in the notice.'")
+    stated: bool = Field(description="False when the notice does not seem to contain the answer.")
+    mode: Literal["extractive", "gemini"]
+    passages: list[AskPassage] = Field(description="The passages the answer rests on, best first.")
+    note: str = Field("", description="Why the answer is less certain, or why Gemini was not used.")
+    usage: dict[str, float] = Field(default_factory=dict, description="Gemini requests, tokens and estimated "
+                                    "cost of this answer (empty offline).")
+    notice_text: str = Field("", description="The notice text the positions refer to.")
 
 
 class FeedbackIn(BaseModel):

@@ -22,9 +22,12 @@ from search_api.intent import SectorIntent
 from search_api.metrics import Metrics
 from search_api.search import Searcher
 from search_api.settings import ApiSettings
+from tender_pipeline.ask import Asker
 from tender_pipeline.embed import get_embedder
+from tender_pipeline.gemini import GeminiConfigError
 from tender_pipeline.lexical import LexicalIndex, open_index
 from tender_pipeline.lexical_sync import Follower, store_for
+from tender_pipeline.money import RatesError, Reporter
 
 log = logging.getLogger(__name__)
 EMBED_WAIT_S = 60.0
@@ -56,6 +59,8 @@ class Services:
         self.searcher = Searcher(settings, self.embedder, self.intent)
         self.catalog = Catalog(settings.stats_ttl_s)
         self.feedback = FeedbackLog(settings.feedback_path)
+        self.reporter = _reporter(settings)
+        self.asker = _asker(settings, self.embedder)
         self._model_ready = threading.Event()
         self.model_error = ""
         self._thread: threading.Thread | None = None
@@ -143,6 +148,23 @@ class Services:
             raise ModelNotReady("the embedding model is still loading; retry shortly")
         if self.model_error:
             raise ModelNotReady(self.model_error)
+
+
+def _reporter(settings: ApiSettings) -> Reporter | None:
+    """The reporting-currency converter; a broken rates table leaves values unconverted, loudly."""
+    try:
+        return Reporter.from_settings(settings)
+    except RatesError as exc:
+        log.error("reporting values disabled: %s", exc)
+        return None
+
+
+def _asker(settings: ApiSettings, embedder) -> Asker:
+    try:
+        return Asker(settings, embedder)
+    except GeminiConfigError as exc:
+        log.error("ask: %s; answering extractively", exc)
+        return Asker(settings.model_copy(update={"ask_backend": "local"}), embedder)
 
 
 def get_services(request: Request) -> Services:

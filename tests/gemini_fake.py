@@ -126,6 +126,7 @@ class FakeGemini:
         self.requests: list[Logged] = []
         self.caches: dict[str, dict[str, Any]] = {}
         self.per_record: dict[str, Fault] = {}
+        self.ask_override: dict[str, Any] | None = None  # a fixed answer body for ask requests
         self._queues: dict[str, deque[Fault]] = {}
         self._storms: dict[str, Status] = {}
         self._lock = threading.Lock()
@@ -202,9 +203,11 @@ class FakeGemini:
             system = " ".join(_texts(cache.get("systemInstruction")))
             cached_tokens = _tokens(system)
         user = "\n".join(_texts(body.get("contents")))
+        schema = gen.get("responseJsonSchema") or {}
+        if "stated" in (schema.get("properties") or {}):
+            return self._ask(entry, system, user)
         ids = [json.loads(m) for m in _ID.findall(user)]
         entry.record_ids = ids
-        schema = gen.get("responseJsonSchema") or {}
         sectors = _find_enum(schema, "sector") or ["Unknown"]
         types_ = _find_enum(schema, "procurement_type") or ["Services"]
 
@@ -250,6 +253,41 @@ class FakeGemini:
             "usageMetadata": usage,
             "modelVersion": entry.model,
         }, {}
+
+    def _ask(self, entry: Logged, system: str, user: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A grounded "ask" answer: the numbered passage sharing most words with the question.
+
+        Stated only when at least half of the question's content words (4+ letters) occur in one
+        passage; the answer quotes that passage and cites its number. ``Malformed`` and ``Status``
+        faults apply as for enrichment; ``self.ask_override`` (if set) is returned verbatim.
+        """
+        fault = self._next_fault("generate")
+        if isinstance(fault, Status):
+            return _status_answer(fault)
+        passages = {int(m[1]): m[2] for m in re.finditer(r"^\[(\d+)\] (.*)$", user, re.MULTILINE)}
+        question = user.rsplit("Question:", 1)[-1].strip()
+        entry.record_ids = [question]
+        words = {w for w in re.findall(r"[a-z]{4,}", question.lower())} - {"what", "when", "where", "which", "does",
+                                                                          "this", "that", "tender", "notice"}
+        best, hits = None, 0
+        for index, text in passages.items():
+            found = sum(1 for w in words if w in text.lower())
+            if found > hits:
+                best, hits = index, found
+        if isinstance(fault, Malformed):
+            text = fault.text
+        elif self.ask_override is not None:
+            text = json.dumps(self.ask_override)
+        elif best is not None and words and hits * 2 >= len(words):
+            text = json.dumps({"stated": True, "answer": f"The notice says: {passages[best]}", "passages": [best]})
+        else:
+            text = json.dumps({"stated": False, "answer": "Not stated in the notice.", "passages": []})
+        prompt_tokens = _tokens(system) + _tokens(user)
+        usage = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": _tokens(text),
+                 "totalTokenCount": prompt_tokens + _tokens(text)}
+        return 200, {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"},
+                                     "finishReason": "STOP", "index": 0}],
+                     "usageMetadata": usage, "modelVersion": entry.model}, {}
 
     def _embed(self, entry: Logged) -> tuple[int, dict[str, Any], dict[str, str]]:
         fault = self._next_fault("embed")

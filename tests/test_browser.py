@@ -73,7 +73,8 @@ def test_search_shows_cards_and_thumbs_up_records_feedback(site, page, tmp_path)
     first = cards.first
     title = first.locator(".title a")
     assert "hospital beds" in title.inner_text().lower()
-    assert title.get_attribute("href").startswith("https://tenders.example.org/")
+    assert title.get_attribute("href") == "/t/" + first.get_attribute("data-id")  # the tender's own page
+    assert first.locator("a.source").get_attribute("href").startswith("https://tenders.example.org/")
     assert "closes in" in first.locator(".closing").inner_text() or "closed" in first.locator(".closing").inner_text()
     assert "match" in first.locator(".score").inner_text()
     assert "q=supply+of+hospital+beds" in page.url  # the search is shareable
@@ -122,3 +123,49 @@ def test_mobile_layout_has_no_horizontal_scroll(site, page, tmp_path):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert "National Highway Authority" in page.locator("#result-list .card .buyer").first.inner_text()
     page.screenshot(path=str(tmp_path / "mobile.png"))
+
+
+def test_open_a_result_and_ask_for_the_closing_date(site, page, tmp_path):
+    """Search → open a result → ask "what is the closing date?" → the date and its sentence are shown."""
+    import csv
+    from datetime import date
+
+    url, _ = site
+    with SAMPLE.open(newline="", encoding="utf-8") as fh:
+        rows = {r["tender_id"]: r for r in csv.DictReader(fh)}
+    page.goto(url + "/")
+    page.get_by_label("Search tenders").fill("solar street lights")
+    page.get_by_role("button", name="Search", exact=True).click()
+    first = page.locator("#result-list .card").first
+    first.wait_for()
+    value = first.locator(".value").inner_text()
+    tender_id = first.get_attribute("data-id")
+    row = rows[tender_id]
+    if row["value_amount"] and row["currency"] != "USD":
+        assert "≈" in value  # the original amount and its reporting-currency value
+    page.screenshot(path=str(tmp_path / "1-results.png"))
+    with page.expect_navigation():
+        first.locator(".title a").click()
+    assert page.url.endswith("/t/" + tender_id)
+    assert page.locator("h2.detail-title").inner_text() == row["title"]
+    assert page.locator("#source-link").get_attribute("href") == row["url"]
+    page.screenshot(path=str(tmp_path / "2-tender.png"), full_page=True)
+
+    page.get_by_label("Your question about this tender").fill("what is the closing date?")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Ask", exact=True).click()
+    answer = page.locator("#answer")
+    answer.wait_for()
+    closing = date.fromisoformat(row["closing_date"])
+    long_date = f"{closing.day} {closing.strftime('%B %Y')}"
+    assert long_date in answer.locator(".answer-text").inner_text()
+    support = answer.locator(".support li").first.inner_text()
+    assert long_date in support and "passage" in support  # the supporting sentence and its position
+    assert page.get_by_label("Your question about this tender").input_value() == "what is the closing date?"
+    answer.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "3-answer.png"), full_page=True)
+    similar = page.locator("ul.similar a")
+    assert similar.count() >= 1
+    assert page.failed_loads == []
+    for name in ("1-results.png", "2-tender.png", "3-answer.png"):
+        assert (tmp_path / name).stat().st_size > 10_000

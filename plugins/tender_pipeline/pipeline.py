@@ -26,6 +26,7 @@ from tender_pipeline.documents import document_text
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
 from tender_pipeline.models import EnrichedTender, TenderRecord
+from tender_pipeline.money import Reporter
 from tender_pipeline.profiles import load_profiles
 from tender_pipeline.settings import Settings
 from tender_pipeline.validate import (
@@ -219,11 +220,13 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
         vectors = staging.read_npy(run / "embeddings.npy")
         if len(vectors) != len(items):
             raise RuntimeError(f"{len(items)} enriched records but {len(vectors)} vectors; rerun embed")
+        reporter = Reporter.from_settings(settings)  # a bad REPORT_RATES_PATH fails here, before any write
         client, collection = _collection(settings)
         now = datetime.now(UTC)
         ids = [i.record.tender_id for i in items]
         texts = [document_text(i) for i in items]
-        metas = [identity.with_versions(store.to_metadata(i, now), r) for i, r in zip(items, rows, strict=True)]
+        metas = [identity.with_versions(store.to_metadata(i, now, reporter), r)
+                 for i, r in zip(items, rows, strict=True)]
         index = lexical.open_index(settings.lexical_dir)
         with index.writing() as writer, _bar(len(items), "upsert") as bar:  # the one writer of both stores
             written = store.upsert(collection, ids, vectors, texts, metas, client=client, progress=bar.update)
@@ -234,7 +237,10 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                      updated=sum(bool(r["existed"]) for r in rows),
                      collection_count=collection.count(),
                      inserted_per_file=dict(Counter(r["file"] for r in rows if not r["existed"])),
-                     updated_per_file=dict(Counter(r["file"] for r in rows if r["existed"])))
+                     updated_per_file=dict(Counter(r["file"] for r in rows if r["existed"])),
+                     report_currency=reporter.currency,
+                     unknown_currency=reporter.unknown_currencies(
+                         (i.record.value_amount, i.record.currency) for i in items))
     summary = summarize(run)
     staging.write_json(run / "summary.json", summary)
     log.info("run summary: %s", {k: v for k, v in summary.items() if k != "per_file"})
@@ -262,6 +268,9 @@ def summarize(run: Path) -> dict[str, Any]:
         "embedded": m.get("embedded", 0), "upserted": u.get("upserted", 0),
         "inserted": u.get("inserted", 0), "updated": u.get("updated", 0),
         "collection_count": u.get("collection_count"),
+        "report_currency": u.get("report_currency"),
+        "unknown_currency": sum(u.get("unknown_currency", {}).values()),
+        "unknown_currencies": u.get("unknown_currency", {}),
         "enrichment_backend": e.get("backend"), "enrichment_sources": e.get("sources", {}),
         "enrichment_usage": e.get("usage", {}), "embedding_model": m.get("model"),
         "embedding_usage": m.get("usage", {}),

@@ -87,8 +87,13 @@ class Settings(BaseSettings):
     gemini_price_cached_input_per_m: float = 0.025
     gemini_price_cache_storage_per_m_hour: float = 1.0
 
+    # money: values also stored in one reporting currency (see money.py)
+    report_currency: str = Field("USD", pattern=r"^[A-Za-z]{3}$")
+    report_rates_path: str = ""  # empty = the shipped table (plugins/tender_pipeline/data/report_rates.json)
+
     # search API
     feedback_path: str = "data/feedback/feedback.jsonl"
+    ask_backend: Backend | None = None  # "Ask about this tender": gemini when a key is set, else local (extractive)
     cors_origins: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -99,6 +104,8 @@ class Settings(BaseSettings):
             self.enrich_backend = default
         if self.embed_backend is None:
             self.embed_backend = default
+        if self.ask_backend is None:
+            self.ask_backend = default
         return self
 
     @property

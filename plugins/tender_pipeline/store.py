@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tender_pipeline.models import EnrichedTender
+from tender_pipeline.money import UNKNOWN_VALUE, Reporter
 from tender_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,14 @@ def date_number(value: date | None) -> int:
     return int(value.strftime("%Y%m%d")) if value else 0
 
 
-def to_metadata(item: EnrichedTender, ingested_at: datetime) -> dict[str, Any]:
-    """Everything a search may filter on or show; never None (Chroma rejects it)."""
+def to_metadata(item: EnrichedTender, ingested_at: datetime, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Everything a search may filter on or show; never None (Chroma rejects it).
+
+    ``value_report`` is the value in ``reporter``'s currency (-1 when the amount
+    or its currency is unknown, or no reporter is given).
+    """
     r, e = item.record, item.enrichment
+    report = reporter.value(r.value_amount, r.currency) if reporter is not None else None
     return {
         "tender_id": r.tender_id,
         "title": r.title,
@@ -110,6 +116,8 @@ def to_metadata(item: EnrichedTender, ingested_at: datetime) -> dict[str, Any]:
         "closing_num": date_number(r.closing_date),
         "value_amount": float(r.value_amount) if r.value_amount is not None else MISSING_NUMBER,
         "currency": r.currency,
+        "value_report": report if report is not None else UNKNOWN_VALUE,
+        "report_currency": reporter.currency if reporter is not None else "",
         "url": r.url,
         "source": r.source,
         "is_corrigendum": bool(e.is_corrigendum),

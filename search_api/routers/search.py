@@ -1,14 +1,18 @@
-"""GET and POST /search."""
+"""GET and POST /search, and the CSV export (GET /search.csv, or Accept: text/csv on GET /search)."""
 
 from __future__ import annotations
 
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import Field
 
+from search_api import export
 from search_api.deps import ServicesDep, with_collection
 from search_api.models import SCORE_MEANING, ErrorBody, SearchParams, SearchResponse
+from search_api.notice import with_report_value
 from search_api.services import Services
 
 router = APIRouter(tags=["search"])
@@ -24,12 +28,24 @@ A clear sector intent adds a small boost, never a filter.
 **score**: {SCORE_MEANING}
 
 Filters narrow the results; text filters compare case-insensitively. Paging (`offset`, `limit`) walks the
-re-ranked list.
+re-ranked list. Each result carries its value in the original currency and in the reporting currency
+(`value_report`, `report_currency`).
+
+With `Accept: text/csv` the same page comes back as CSV (see `GET /search.csv` for exports up to 1,000 rows).
 """
 RESPONSES = {
     422: {"model": ErrorBody, "description": "Invalid parameters (e.g. q too long, limit 0, malformed date)."},
     503: {"model": ErrorBody, "description": "Chroma or the collection is unavailable, or the model is loading."},
 }
+CSV_RESPONSE = {"content": {"text/csv": {"example": "rank,id,title,...\r\n1,PK-NHA-2026-1002,Consultancy ...\r\n"}},
+                "description": "One row per result, best first."}
+
+
+class ExportParams(SearchParams):
+    """The search parameters, with a limit of up to 1,000 rows for the CSV export."""
+
+    limit: int = Field(export.MAX_ROWS, ge=1, le=export.MAX_ROWS,
+                       description=f"Rows to export (1–{export.MAX_ROWS}, default {export.MAX_ROWS}).")
 
 
 def run_search(services: Services, params: SearchParams) -> SearchResponse:
@@ -40,14 +56,29 @@ def run_search(services: Services, params: SearchParams) -> SearchResponse:
     ranked = with_collection(services, lambda collection: services.searcher.search(collection, params))
     for stage, seconds in ranked.timings.items():
         services.metrics.search_stage.labels(stage).observe(seconds)
+    for result in ranked.results:
+        with_report_value(result, services.reporter)
     return SearchResponse(query=params.q, took_ms=round((time.perf_counter() - started) * 1000, 2),
                           total_candidates=ranked.total_candidates, sector_preference=ranked.sector_preference,
                           results=ranked.results)
 
 
+def csv_response(services: Services, params: SearchParams, request: Request) -> StreamingResponse:
+    """Rank first (errors still answer as JSON), then stream the rows."""
+    found = run_search(services, params)
+    base = str(request.base_url).rstrip("/")
+    return StreamingResponse(
+        export.stream_csv(found.results, base), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{export.filename(params.q)}"',
+                 "X-Total-Rows": str(len(found.results))},
+    )
+
+
 @router.get("/search", response_model=SearchResponse, summary="Search tenders (query string)",
-            description=DESCRIPTION, responses=RESPONSES)
-def search_get(params: Annotated[SearchParams, Query()], services: ServicesDep) -> SearchResponse:
+            description=DESCRIPTION, responses={**RESPONSES, 200: CSV_RESPONSE})
+def search_get(params: Annotated[SearchParams, Query()], services: ServicesDep, request: Request):
+    if export.wants_csv(request.headers.get("accept", "")):
+        return csv_response(services, params, request)
     return run_search(services, params)
 
 
@@ -55,3 +86,14 @@ def search_get(params: Annotated[SearchParams, Query()], services: ServicesDep) 
              description=DESCRIPTION + "\nSame fields as `GET /search`, sent as a JSON body.", responses=RESPONSES)
 def search_post(params: Annotated[SearchParams, Body()], services: ServicesDep) -> SearchResponse:
     return run_search(services, params)
+
+
+@router.get("/search.csv", response_class=StreamingResponse, summary="Export search results as CSV",
+            description="The same parameters as `GET /search`; `limit` defaults to, and is capped at, "
+                        f"{export.MAX_ROWS} rows. Rows stream best first. Text cells that a spreadsheet would "
+                        "run as a formula (leading `=`, `+`, `-`, `@`) are prefixed with an apostrophe. "
+                        "Columns: " + ", ".join(f"`{c}`" for c in export.COLUMNS) + ".",
+            responses={200: CSV_RESPONSE, **RESPONSES})
+def search_csv(params: Annotated[ExportParams, Query()], services: ServicesDep,
+               request: Request) -> StreamingResponse:
+    return csv_response(services, params, request)

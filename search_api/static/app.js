@@ -1,9 +1,10 @@
-// Tender search page: plain JS, no build step. Talks to GET /search, GET /stats and POST /feedback.
+// Tender search page: plain JS, no build step. Talks to GET /search, GET /stats and POST /feedback;
+// result titles open the tender's own page (/t/{id}), "Download CSV" is GET /search.csv with the same filters.
 "use strict";
 
 const PAGE = 20;
 const FILTERS = ["country", "region", "sector", "procurement_type", "buyer", "closing_after", "closing_before",
-  "min_value", "max_value"];
+  "min_value", "max_value", "currency"];
 const $ = (id) => document.getElementById(id);
 const state = { params: null, offset: 0, shown: 0, seq: 0 };
 const sessionId = (() => {
@@ -69,6 +70,7 @@ async function runSearch(append) {
     state.shown = 0;
     $("result-list").replaceChildren();
     history.replaceState(null, "", "?" + params.toString());
+    $("export").href = "/search.csv?" + params.toString();
   }
   const seq = ++state.seq; // only the latest search may render (typing + Enter can start two)
   const query = new URLSearchParams(params);
@@ -90,6 +92,7 @@ async function runSearch(append) {
   results.forEach((r, i) => $("result-list").appendChild(card(r, state.offset + i, params.get("q"))));
   state.shown += results.length;
   state.offset += results.length;
+  $("export").hidden = state.shown === 0;
   if (state.shown === 0) {
     show("empty");
     $("status").textContent = "";
@@ -123,6 +126,17 @@ function closingText(iso) {
   if (n < 0) return [`${date} · closed ${-n} day${n === -1 ? "" : "s"} ago`, "closed"];
   if (n === 0) return [`${date} · closes today`, "soon"];
   return [`${date} · closes in ${n} day${n === 1 ? "" : "s"}`, n <= 7 ? "soon" : ""];
+}
+
+// Original amount, and the reporting-currency value when it differs ("PKR 47,683,000 ≈ USD 170,350").
+function values(r) {
+  const original = money(r.value_amount, r.currency);
+  if (r.value_amount === null || r.value_amount === undefined) return original;
+  if (r.value_report === null || r.value_report === undefined) {
+    return r.report_currency ? `${original} (no ${r.report_currency} rate)` : original;
+  }
+  if (r.currency === r.report_currency) return original;
+  return `${original} ≈ ${money(r.value_report, r.report_currency)}`;
 }
 
 function money(amount, currency) {
@@ -161,8 +175,10 @@ function card(r, position, query) {
   node.dataset.id = r.id;
   const link = node.querySelector(".title a");
   link.textContent = r.title;
+  link.href = "/t/" + r.id.split("/").map(encodeURIComponent).join("/");
+  const source = node.querySelector(".source");
   const href = safeUrl(r.url);
-  if (href) link.href = href; else link.removeAttribute("target");
+  if (href) source.href = href; else node.querySelector(".source-item").remove();
   node.querySelector(".score").textContent = `match ${Math.round(r.score * 100)}`;
   node.querySelector(".buyer").textContent = r.buyer || "Buyer not given";
   node.querySelector(".summary").textContent = summaryText(r);
@@ -172,7 +188,7 @@ function card(r, position, query) {
   const closing = node.querySelector(".closing");
   closing.textContent = text;
   if (cls) closing.classList.add(cls);
-  node.querySelector(".value").textContent = money(r.value_amount, r.currency);
+  node.querySelector(".value").textContent = values(r);
   const tags = node.querySelector(".tags");
   for (const [label, cls2] of [[r.sector, ""], [r.procurement_type, ""], [r.is_corrigendum ? "Corrigendum" : "", "corr"],
     [r.id, ""]]) {

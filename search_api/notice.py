@@ -1,0 +1,83 @@
+"""One stored tender as the detail page and the ask endpoint need it, and the open notices like it.
+
+Similar notices are a plain kNN on the tender's own stored vector, with closed
+ones dropped in Python: a Chroma ``where`` filter would scan the collection
+(see ENVIRONMENT.md), while unfiltered kNN stays ~flat with size. We over-fetch
+so that enough open notices remain after the drop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from search_api.models import Tender, TenderFields
+from search_api.search import card_fields
+from tender_pipeline.ask import Notice, build_notice
+from tender_pipeline.money import Reporter
+
+SIMILAR_FETCH = 40  # neighbours fetched to find SIMILAR_SHOWN open ones
+
+
+@dataclass
+class Stored:
+    tender_id: str
+    meta: dict[str, Any]
+    document: str
+    vector: list[float] | None = None
+
+    def notice(self) -> Notice:
+        return build_notice(self.tender_id, self.document, self.meta)
+
+
+def fetch(collection, tender_id: str, with_vector: bool = False) -> Stored | None:
+    include = ["metadatas", "documents"] + (["embeddings"] if with_vector else [])
+    got = collection.get(ids=[tender_id], include=include)
+    if not got["ids"]:
+        return None
+    vector = None
+    if with_vector and got.get("embeddings") is not None and len(got["embeddings"]):
+        vector = [float(x) for x in got["embeddings"][0]]
+    return Stored(got["ids"][0], got["metadatas"][0] or {}, got["documents"][0] or "", vector)
+
+
+def with_report_value(fields: TenderFields, reporter: Reporter | None) -> TenderFields:
+    """Fill value_report from value_amount + currency with the current rates table."""
+    if reporter is not None:
+        fields.report_currency = reporter.currency
+        if fields.value_amount is not None:
+            fields.value_report = reporter.value(fields.value_amount, fields.currency)
+    return fields
+
+
+def tender(stored: Stored, reporter: Reporter | None) -> Tender:
+    meta = stored.meta
+    model = Tender(
+        **card_fields(stored.tender_id, meta),
+        keywords=[k.strip() for k in str(meta.get("keywords", "")).split(",") if k.strip()],
+        category=meta.get("category", ""), cpv_codes=str(meta.get("cpv_codes", "")).split(),
+        notice_type=meta.get("notice_type", ""), published_date=meta.get("published_date") or None,
+        source=meta.get("source", ""), enrichment_source=meta.get("enrichment_source", ""),
+        ingested_at=meta.get("ingested_at", ""), versions=int(meta.get("versions") or 1),
+        document=stored.document,
+    )
+    return with_report_value(model, reporter)  # type: ignore[return-value]
+
+
+def similar_open(collection, stored: Stored, today: date, limit: int = 5) -> list[TenderFields]:
+    """The nearest other notices that are still open (closing today or later; unknown closing dates excluded)."""
+    if stored.vector is None:
+        return []
+    got = collection.query(query_embeddings=[stored.vector], n_results=SIMILAR_FETCH + 1,
+                           include=["metadatas", "distances"])
+    today_num = int(today.strftime("%Y%m%d"))
+    out: list[TenderFields] = []
+    for tid, meta in zip(got["ids"][0], got["metadatas"][0], strict=True):
+        meta = meta or {}
+        if tid == stored.tender_id or int(meta.get("closing_num") or 0) < today_num:
+            continue
+        out.append(TenderFields(**card_fields(tid, meta)))
+        if len(out) == limit:
+            break
+    return out
