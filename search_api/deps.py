@@ -10,6 +10,7 @@ from chromadb.errors import InvalidArgumentError, InvalidDimensionException, Not
 from fastapi import Depends
 
 from search_api.chroma import ChromaUnavailable
+from search_api.filters import UnknownCurrency
 from search_api.services import Services, get_services
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ def with_collection(services: Services, call: Callable[[object], T]) -> T:
     collection = services.chroma.collection()
     try:
         return call(collection)
+    except UnknownCurrency:
+        raise  # the request's fault: a 422
     except (InvalidArgumentError, InvalidDimensionException, TypeError):
         raise  # our bug, not an outage: a 500 with a traceback in the log
     except NotFoundError as exc:

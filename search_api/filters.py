@@ -19,8 +19,32 @@ def date_num(value: date) -> int:
     return int(value.strftime("%Y%m%d"))
 
 
-def build_filters(params: SearchParams, today: date, ids: list[str] | None = None) -> Filters:
-    """The filters of a search; ``ids`` restricts it to those tenders (alerts)."""
+class UnknownCurrency(ValueError):
+    """``currency=`` names a currency the rates table cannot convert."""
+
+
+def value_bounds(params: SearchParams, reporter) -> tuple[float | None, float | None]:
+    """min/max value in the reporting currency: as given, or converted from ``currency=``."""
+    if not params.currency or (params.min_value is None and params.max_value is None):
+        return params.min_value, params.max_value
+    if reporter is None:
+        raise UnknownCurrency(f"currency={params.currency}: no rates table is loaded to convert it")
+
+    def convert(bound: float | None) -> float | None:
+        if bound is None:
+            return None
+        got = reporter.table.convert(bound, params.currency.upper(), reporter.currency)
+        if got is None:
+            raise UnknownCurrency(f"currency={params.currency.upper()} has no rate in the rates table")
+        return got
+
+    return convert(params.min_value), convert(params.max_value)
+
+
+def build_filters(params: SearchParams, today: date, ids: list[str] | None = None, reporter=None) -> Filters:
+    """The filters of a search; ``ids`` restricts it to those tenders (alerts). Value bounds compare
+    ``value_report`` (every notice's value in the reporting currency)."""
+    value_min, value_max = value_bounds(params, reporter)
     closing_min = date_num(params.closing_after) if params.closing_after else None
     if params.open_only:
         closing_min = max(closing_min or 0, date_num(today))
@@ -29,7 +53,7 @@ def build_filters(params: SearchParams, today: date, ids: list[str] | None = Non
         sector=params.sector or None, procurement_type=params.procurement_type or None,
         closing_min=closing_min,
         closing_max=date_num(params.closing_before) if params.closing_before else None,
-        value_min=params.min_value, value_max=params.max_value,
+        value_min=value_min, value_max=value_max, value_field="value_report",
         exclude_corrigendum=not params.include_corrigendum,
         ids=list(ids) if ids is not None else None,
     )

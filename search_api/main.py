@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search_api.chroma import ChromaUnavailable
+from search_api.filters import UnknownCurrency
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.routers import feedback, ops, page, search, tenders, web
 from search_api.services import LexicalUnavailable, ModelNotReady, Services
@@ -71,6 +72,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @app.exception_handler(ChromaUnavailable)
     async def chroma_down(_: Request, exc: ChromaUnavailable) -> JSONResponse:
         return _error(503, "chroma_unavailable", str(exc))
+
+    @app.exception_handler(UnknownCurrency)
+    async def unknown_currency(_: Request, exc: UnknownCurrency) -> JSONResponse:
+        return _error(422, "invalid_request", [{"loc": ["query", "currency"], "msg": str(exc),
+                                                "type": "unknown_currency"}])
 
     @app.exception_handler(LexicalUnavailable)
     async def lexical_down(_: Request, exc: LexicalUnavailable) -> JSONResponse:

@@ -87,8 +87,9 @@ class Searcher:
     """Stateless apart from its collaborators; safe to call from many threads."""
 
     def __init__(self, settings, embedder, intent=None, lexical: LexicalIndex | None = None,
-                 cache_size: int = 512) -> None:
+                 cache_size: int = 512, reporter=None) -> None:
         self.settings = settings
+        self.reporter = reporter  # tender_pipeline.money.Reporter: value bounds in the reporting currency
         self.embedder = embedder
         self.intent = intent
         self.lexical = lexical
@@ -196,7 +197,7 @@ class Searcher:
         query = params.q.strip()
         vector = self.embed(query)
         timings["embed"] = time.perf_counter() - t0
-        filters = build_filters(params, today or date.today(), ids)
+        filters = build_filters(params, today or date.today(), ids, self.reporter)
         need = params.offset + params.limit
         if not rerank:
             return self._baseline(collection, vector, filters, params, timings)

@@ -56,10 +56,10 @@ class Services:
         if settings.lexical_publish_uri:  # another host writes the index: keep a local copy in sync
             self.follower = Follower(store_for(settings.lexical_publish_uri, settings.tender_collection),
                                      settings.lexical_dir, settings.lexical_sync_s, on_change=self._reload_lexical)
-        self.searcher = Searcher(settings, self.embedder, self.intent)
+        self.reporter = _reporter(settings)
+        self.searcher = Searcher(settings, self.embedder, self.intent, reporter=self.reporter)
         self.catalog = Catalog(settings.stats_ttl_s)
         self.feedback = FeedbackLog(settings.feedback_path)
-        self.reporter = _reporter(settings)
         self.asker = _asker(settings, self.embedder)
         self._model_ready = threading.Event()
         self.model_error = ""

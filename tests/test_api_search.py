@@ -129,12 +129,23 @@ def test_open_only_keeps_notices_closing_today_or_later(api, rows):
         assert got == []
 
 
-def test_value_filters_exclude_unknown_values(api):
-    got = search(api, q="supply", min_value=1_000_000, max_value=20_000_000)["results"]
+def test_value_filters_compare_in_the_reporting_currency_and_exclude_unknown_values(api):
+    got = search(api, q="supply", min_value=10_000, max_value=200_000)["results"]
     assert got
-    assert all(r["value_amount"] is not None and 1_000_000 <= r["value_amount"] <= 20_000_000 for r in got)
-    low = search(api, q="supply", max_value=10_000_000)["results"]
-    assert low and all(r["value_amount"] is not None and r["value_amount"] <= 10_000_000 for r in low)
+    assert all(r["value_report"] is not None and 10_000 <= r["value_report"] <= 200_000 for r in got)
+    low = search(api, q="supply", max_value=100_000)["results"]
+    assert low and all(r["value_report"] is not None and r["value_report"] <= 100_000 for r in low)
+
+
+def test_value_bounds_in_another_currency_are_converted(api, rows):
+    row = next(r for r in rows if r["currency"] == "INR" and r["value_amount"])
+    amount = float(row["value_amount"])
+    got = search(api, q=row["title"], currency="inr", min_value=amount * 0.99, max_value=amount * 1.01)["results"]
+    assert row["tender_id"] in {r["id"] for r in got}  # its own amount, in its own currency
+    usd = got[0]["value_report"]
+    assert all(abs(r["value_report"] - usd) <= usd * 0.03 for r in got)  # same USD band for every currency
+    bad = api.get("/search", params={"q": "roads", "currency": "XYZ", "min_value": 5})
+    assert bad.status_code == 422 and "XYZ" in bad.text
 
 
 def test_corrigenda_included_by_default_and_excludable(api):
