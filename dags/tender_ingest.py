@@ -2,8 +2,11 @@
 
 Thin by design (Airflow's best practices): schedule, retries, params and
 wiring only. Each task calls one stage function of the plain
-``tender_pipeline`` package and passes the run's staging folder — a
-reference, never records — to the next through XCom.
+``tender_pipeline`` package and passes the run's staging location — a
+reference (a folder or an s3:// prefix), never records — to the next through
+XCom. ``TENDER_TASK_QUEUES`` routes tasks to Celery queues, so e.g. fetch and
+validate run on the workers near the data and enrich/embed/upsert on the
+workers with the model.
 """
 
 from __future__ import annotations
@@ -24,6 +27,27 @@ def _env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
 
 
+TASKS = ("fetch", "validate", "enrich", "embed", "upsert")
+
+
+def _task_queues(spec: str) -> dict[str, str]:
+    """``fetch=ingest,validate=ingest,enrich=models`` → {task: Celery queue}; unnamed tasks keep the default."""
+    queues: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, queue = (x.strip() for x in item.partition("="))
+        if name not in TASKS or not queue:
+            raise ValueError(f"TENDER_TASK_QUEUES: {item!r} is not <task>=<queue> with a task of {', '.join(TASKS)}")
+        queues[name] = queue
+    return queues
+
+
+QUEUES = _task_queues(os.environ.get("TENDER_TASK_QUEUES", ""))
+
+
+def _queue(name: str) -> dict[str, str]:
+    return {"queue": QUEUES[name]} if name in QUEUES else {}
+
+
 DEFAULT_ARGS = {
     "owner": "tender-search",
     "retries": int(os.environ.get("TENDER_RETRIES", "3")),
@@ -35,9 +59,14 @@ DEFAULT_ARGS = {
 
 
 def _settings():
+    from tender_pipeline import staging
     from tender_pipeline.settings import Settings
 
-    return Settings()  # read per task: workers may differ from the DAG processor's env
+    settings = Settings()  # read per task: workers may differ from the DAG processor's env
+    if any(uri.startswith("s3://") for uri in (settings.staging_uri, settings.ledger_uri)):
+        # s3:// staging and ledger use the aws_default connection, as INCOMING_URI does
+        staging.use_s3_client(lambda: _s3_client("s3://"))
+    return settings
 
 
 def _s3_client(uri: str):
@@ -83,7 +112,7 @@ def _stage(fn, *args, **kwargs):
     },
 )
 def tender_ingest():
-    @task(execution_timeout=timedelta(minutes=15))
+    @task(execution_timeout=timedelta(minutes=15), **_queue("fetch"))
     def fetch() -> str:
         from tender_pipeline import pipeline
 
@@ -99,7 +128,7 @@ def tender_ingest():
             s3_client=_s3_client(source or settings.incoming_uri),
         )
 
-    @task(execution_timeout=timedelta(minutes=15))
+    @task(execution_timeout=timedelta(minutes=15), **_queue("validate"))
     def validate(run_dir: str) -> str:
         from tender_pipeline import pipeline
 
@@ -107,20 +136,20 @@ def tender_ingest():
         return _stage(pipeline.validate, _settings(), run_dir, limit=params.get("limit") or None,
                       profile=(params.get("profile") or "").strip() or None)
 
-    @task(pool=GEMINI_POOL, execution_timeout=timedelta(minutes=90))
+    @task(pool=GEMINI_POOL, execution_timeout=timedelta(minutes=90), **_queue("enrich"))
     def enrich(run_dir: str) -> str:
         from tender_pipeline import pipeline
 
         params = get_current_context()["params"]
         return _stage(pipeline.enrich, _settings(), run_dir, force=bool(params.get("force")))
 
-    @task(pool=GEMINI_POOL, execution_timeout=timedelta(minutes=60))
+    @task(pool=GEMINI_POOL, execution_timeout=timedelta(minutes=60), **_queue("embed"))
     def embed(run_dir: str) -> str:
         from tender_pipeline import pipeline
 
         return _stage(pipeline.embed, _settings(), run_dir)
 
-    @task(execution_timeout=timedelta(minutes=30))
+    @task(execution_timeout=timedelta(minutes=30), **_queue("upsert"))
     def upsert(run_dir: str) -> dict:
         from tender_pipeline import pipeline
 

@@ -320,7 +320,13 @@ class AirflowCluster:
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token()}"}
-        resp = httpx.request(method, f"{self.api}/api/v2{path}", headers=headers, timeout=30, **kwargs)
+        for attempt in range(3):  # one api-server worker on a loaded 2-core machine can stall for a while
+            try:
+                resp = httpx.request(method, f"{self.api}/api/v2{path}", headers=headers, timeout=60, **kwargs)
+                break
+            except httpx.TimeoutException:
+                if attempt == 2 or method not in {"GET", "PATCH"}:
+                    raise
         resp.raise_for_status()
         return resp
 

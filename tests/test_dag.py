@@ -55,3 +55,29 @@ def test_six_hour_data_intervals(dag):
                                       restriction=TimeRestriction(earliest=start, latest=None, catchup=True))
     assert following.data_interval.start == info.data_interval.end
     assert following.data_interval.end - following.data_interval.start == timedelta(hours=6)
+
+
+def _parse(monkeypatch, queues: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("TENDER_TASK_QUEUES", queues)
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_tasks_route_to_the_queues_the_env_names(monkeypatch):
+    from airflow.configuration import conf
+
+    default = conf.get("operators", "default_queue")
+    bag = _parse(monkeypatch, "fetch=ingest, validate=ingest,enrich=models,embed=models")
+    queues = {t.task_id: t.queue for t in bag.dags["tender_ingest"].tasks}
+    assert queues == {"fetch": "ingest", "validate": "ingest", "enrich": "models", "embed": "models",
+                      "upsert": default}
+    unset = _parse(monkeypatch, "")
+    assert {t.queue for t in unset.dags["tender_ingest"].tasks} == {default}
+
+
+def test_a_queue_for_an_unknown_task_is_an_import_error(monkeypatch):
+    bag = _parse(monkeypatch, "fetch=ingest,upload=models")
+    assert "tender_ingest" not in bag.dags
+    [error] = bag.import_errors.values()
+    assert "TENDER_TASK_QUEUES: 'upload=models'" in error

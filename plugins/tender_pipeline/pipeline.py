@@ -1,8 +1,9 @@
 """The five stages, each a plain function that reads and writes the run's staging folder.
 
 Airflow tasks and the CLI call these same functions. Each stage takes the
-staging folder (a reference, never records), writes its outputs atomically
-and a ``<stage>.json`` of counts and seconds, so any stage can be retried alone.
+staging location (a reference, never records: a local folder or an s3://...
+prefix, see ``staging``), writes its outputs atomically and a ``<stage>.json``
+of counts and seconds, so any stage can be retried alone, on any worker.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,7 @@ def _bar(total: int, desc: str):
 
 
 @contextmanager
-def _stage(run: Path, name: str) -> Iterator[dict[str, Any]]:
+def _stage(run: staging.StagePath, name: str) -> Iterator[dict[str, Any]]:
     stats: dict[str, Any] = {}
     started = time.perf_counter()
     yield stats
@@ -89,21 +91,25 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
             raise ValueError("fetch needs a source or a data interval")
         ledger = sources.Ledger(settings.ledger_dir)
         raw_dir = run / "raw"
-        if raw_dir.exists():  # a retry starts from a clean slate
-            for old in raw_dir.iterdir():
-                old.unlink()
+        for old in staging.listdir(raw_dir):  # a retry starts from a clean slate
+            old.unlink()
         files, skipped = [], []
-        for src in listed:
-            path = sources.download(src, raw_dir, s3_client)
-            if path is None:
-                continue
-            sha = sources.file_sha256(path)
-            if use_ledger and not force and not ledger.claim(src.uri, sha, run_id):
-                skipped.append({"uri": sources.redact(src.uri), "claimed_by": ledger.owner(src.uri, sha)})
-                path.unlink()
-                continue
-            files.append({"uri": sources.redact(src.uri), "name": src.name, "staged": path.name,
-                          "sha256": sha})
+        with tempfile.TemporaryDirectory(prefix="fetch-") as tmp:
+            # local staging downloads in place; remote staging lands here, then uploads
+            landing = raw_dir if isinstance(raw_dir, Path) else Path(tmp)
+            for src in listed:
+                path = sources.download(src, landing, s3_client)
+                if path is None:
+                    continue
+                sha = sources.file_sha256(path)
+                if use_ledger and not force and not ledger.claim(src.uri, sha, run_id):
+                    skipped.append({"uri": sources.redact(src.uri), "claimed_by": ledger.owner(src.uri, sha)})
+                    path.unlink()
+                    continue
+                if landing is not raw_dir:
+                    staging.put_file(path, raw_dir / path.name, move=True)
+                files.append({"uri": sources.redact(src.uri), "name": src.name, "staged": path.name,
+                              "sha256": sha})
         stats.update(run_id=run_id, files=files, skipped_files=skipped,
                      interval=[t.isoformat() for t in interval] if interval else None,
                      source=sources.redact(source) if source else None)
@@ -115,10 +121,11 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
 def validate(settings: Settings, run_dir: str, *, limit: int | None = None,
              profile: str | None = None) -> str:
     """Validate staged files into valid.jsonl and quarantine.csv; may reject the batch."""
-    run = Path(run_dir)
+    run = staging.location(run_dir)
     fetched = staging.read_json(run / "fetch.json")
-    with _stage(run, "validate") as stats:
-        paths = [(run / "raw" / f["staged"], f["name"]) for f in fetched["files"]]
+    with _stage(run, "validate") as stats, ExitStack() as local:
+        paths = [(local.enter_context(staging.local_copy(run / "raw" / f["staged"])), f["name"])
+                 for f in fetched["files"]]
         tables = read_files(paths)
         result = validate_tables(tables, load_profiles(settings.profiles_path),
                                  profile or settings.profile, limit)
@@ -144,7 +151,7 @@ def _collection(settings: Settings, client=None):
 
 def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
     """Skip records whose content hash is already indexed; enrich the rest."""
-    run = Path(run_dir)
+    run = staging.location(run_dir)
     lower_priority(settings)
     with _stage(run, "enrich") as stats:
         rows = list(staging.read_jsonl(run / "valid.jsonl"))
@@ -190,7 +197,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
 # --------------------------------------------------------------------------- embed
 def embed(settings: Settings, run_dir: str) -> str:
     """Embed the enriched records' document text in batches into embeddings.npy."""
-    run = Path(run_dir)
+    run = staging.location(run_dir)
     lower_priority(settings)
     with _stage(run, "embed") as stats:
         items = [EnrichedTender.model_validate(row) for row in staging.read_jsonl(run / "enriched.jsonl")]
@@ -213,7 +220,7 @@ def embed(settings: Settings, run_dir: str) -> str:
 # --------------------------------------------------------------------------- upsert
 def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
     """Write vectors, documents and metadata to Chroma; returns and saves the run summary."""
-    run = Path(run_dir)
+    run = staging.location(run_dir)
     with _stage(run, "upsert") as stats:
         rows = list(staging.read_jsonl(run / "enriched.jsonl"))
         items = [EnrichedTender.model_validate(row) for row in rows]
@@ -247,7 +254,7 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
     return summary
 
 
-def summarize(run: Path) -> dict[str, Any]:
+def summarize(run: staging.StagePath) -> dict[str, Any]:
     """One record of the whole run from the stages' counts."""
     st = {name: staging.read_json(run / f"{name}.json") for name in STAGES if (run / f"{name}.json").exists()}
     f, v, e, m, u = (st.get(n, {}) for n in STAGES)
@@ -272,7 +279,9 @@ def summarize(run: Path) -> dict[str, Any]:
         "unknown_currency": sum(u.get("unknown_currency", {}).values()),
         "unknown_currencies": u.get("unknown_currency", {}),
         "enrichment_backend": e.get("backend"), "enrichment_sources": e.get("sources", {}),
-        "enrichment_usage": e.get("usage", {}), "embedding_model": m.get("model"),
+        "enrichment_usage": e.get("usage", {}),
+        "enrichment_cache_misses": int(e.get("usage", {}).get("cache_misses", 0)),
+        "embedding_model": m.get("model"),
         "embedding_usage": m.get("usage", {}),
         "quarantine_reasons": v.get("quarantine_reasons", []),
         "seconds": {name: st[name].get("seconds") for name in st},

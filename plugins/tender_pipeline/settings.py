@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tender_pipeline.staging import StagePath, location
+
 Backend = Literal["local", "gemini"]
 LocalEmbedderKind = Literal["onnx", "torch"]
 
@@ -109,8 +111,9 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def ledger_dir(self) -> Path:
-        return Path(self.ledger_uri) if self.ledger_uri else Path(self.staging_uri) / "_ledger"
+    def ledger_dir(self) -> StagePath:
+        """A ``Path`` or a ``staging.RemotePath`` (s3://...): where the ledger's markers live."""
+        return location(self.ledger_uri) if self.ledger_uri else location(self.staging_uri) / "_ledger"
 
     @property
     def lexical_dir(self) -> Path:

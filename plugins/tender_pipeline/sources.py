@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from tender_pipeline import staging
 from tender_pipeline.readers import SUPPORTED_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -157,34 +158,38 @@ def file_sha256(path: Path) -> str:
 
 
 class Ledger:
-    """Which run claimed which file: one marker file per (uri, content), created atomically."""
+    """Which run claimed which file: one marker per (uri, content), created only if absent.
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    The marker lives where ``LEDGER_URI`` points (default ``<STAGING_URI>/_ledger``):
+    a local folder (a hard link that fails if the name exists: atomic on one
+    host and on a volume that hosts share only as far as its link(2) is) or
+    ``s3://`` (a conditional PUT, ``If-None-Match: *``: atomic across hosts).
+    Other stores are refused rather than trusted.
+    """
 
-    def _marker(self, uri: str, sha: str) -> Path:
+    def __init__(self, root: staging.StagePath | str) -> None:
+        self.root = staging.location(root)
+
+    def _marker(self, uri: str, sha: str) -> staging.StagePath:
         return self.root / (hashlib.sha256(f"{uri}|{sha}".encode()).hexdigest()[:40] + ".json")
 
     def owner(self, uri: str, sha: str) -> str | None:
-        marker = self._marker(uri, sha)
-        return json.loads(marker.read_text("utf-8"))["run_id"] if marker.exists() else None
+        try:
+            return staging.read_json(self._marker(uri, sha))["run_id"]
+        except FileNotFoundError:
+            return None
 
     def claim(self, uri: str, sha: str, run_id: str) -> bool:
         """True if this run may process the file (new to the ledger, or already this run's)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        marker = self._marker(uri, sha)
         body = json.dumps({"uri": uri, "sha256": sha, "run_id": run_id,
                            "claimed_at": datetime.now().astimezone().isoformat()})
-        try:
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return self.owner(uri, sha) == run_id
-        with os.fdopen(fd, "w") as fh:
-            fh.write(body)
-        return True
+        if staging.create_exclusive(self._marker(uri, sha), body.encode("utf-8")):
+            return True
+        return self.owner(uri, sha) == run_id
 
     def entries(self) -> list[dict]:
-        return [json.loads(p.read_text("utf-8")) for p in sorted(self.root.glob("*.json"))]
+        return [staging.read_json(p) for p in staging.listdir(self.root)
+                if p.name.endswith(".json") and not p.name.startswith(".")]
 
 
 def redact(uri: str) -> str:

@@ -1,71 +1,467 @@
-"""Per-run staging folder: the files stages hand each other by reference.
+"""Per-run staging: the artefacts stages hand each other by reference, on a local disk or object storage.
 
 Layout under ``<STAGING_URI>/<run id>/``: ``raw/`` (fetched batch files),
 ``valid.jsonl``, ``quarantine.csv``, ``enriched.jsonl``, ``embeddings.npy``,
-one ``<stage>.json`` of counts per stage and ``summary.json``. Every write is
-atomic (temp file + rename) so a retried task never reads half a file.
+one ``<stage>.json`` of counts per stage and ``summary.json``.
+
+``STAGING_URI`` is a local folder (the default) or a URL: ``s3://bucket/prefix/``
+(boto3, with its usual credentials chain and ``AWS_ENDPOINT_URL``) or any other
+fsspec URL whose driver is installed. A location is a ``pathlib.Path`` for a
+local folder and a :class:`RemotePath` otherwise; both offer the same small
+pathlib subset (``/``, ``name``, ``parent``, ``exists``, ``read_bytes``,
+``read_text``, ``iterdir``, ``unlink``, ``open``) and the functions below read
+and write either kind.
+
+Every write is atomic, so a retried task never reads half a file: locally a
+temp file in the same folder and ``os.replace``; on object storage a local
+temp file uploaded as one object (a PUT, or a multipart upload, appears whole
+or not at all). Large artefacts are streamed in both directions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from urllib.parse import urlparse
 
 import numpy as np
 
+# --------------------------------------------------------------------------- locations
 
-def run_dir(staging_uri: str, run_id: str) -> Path:
-    """The run's staging folder; run ids carry ':' and '+', which we keep out of paths."""
+
+class UnsafeStoreError(RuntimeError):
+    """The store cannot create an object only-if-absent, which the ledger needs."""
+
+
+def is_remote(uri: str | os.PathLike) -> bool:
+    """A URL other than file:// (a Windows drive letter is not a scheme)."""
+    scheme = urlparse(str(uri)).scheme
+    return len(scheme) > 1 and scheme != "file"
+
+
+def location(uri: str | os.PathLike | RemotePath) -> Path | RemotePath:
+    """The location object for a path or URL: ``Path`` when local, ``RemotePath`` when not."""
+    if isinstance(uri, (Path, RemotePath)):
+        return uri
+    text = os.fspath(uri)
+    if is_remote(text):
+        return RemotePath(text)
+    return Path(text.removeprefix("file://"))
+
+
+def run_dir(staging_uri: str, run_id: str) -> Path | RemotePath:
+    """The run's staging location; run ids carry ':' and '+', which we keep out of paths and keys."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("_") or "run"
-    return Path(staging_uri) / safe
+    return location(staging_uri) / safe
 
 
-def _atomic(path: Path, mode: str = "w"):
+class RemotePath:
+    """An object-store location (``scheme://bucket/key``) with the pathlib subset the stages use.
+
+    Object stores have no folders: a "folder" is a key prefix, ``exists()`` is
+    true for an object or a non-empty prefix, and ``iterdir()`` lists the
+    objects directly under the prefix.
+    """
+
+    __slots__ = ("uri",)
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.rstrip("/") if uri.count("/") > 2 else uri  # keep "s3://bucket"
+
+    def __truediv__(self, name: str) -> RemotePath:
+        return RemotePath(f"{self.uri.rstrip('/')}/{str(name).strip('/')}")
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def __repr__(self) -> str:
+        return f"RemotePath({self.uri!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RemotePath) and other.uri == self.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
+    def __lt__(self, other: RemotePath) -> bool:
+        return self.uri < other.uri
+
+    @property
+    def name(self) -> str:
+        return self.uri.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix
+
+    @property
+    def parent(self) -> RemotePath:
+        return RemotePath(self.uri.rsplit("/", 1)[0])
+
+    @property
+    def store(self) -> _Store:
+        return _store_for(self.uri)
+
+    def exists(self) -> bool:
+        return self.store.exists(self.uri) or bool(self.store.list(self.uri))
+
+    def is_file(self) -> bool:
+        return self.store.exists(self.uri)
+
+    def iterdir(self) -> Iterator[RemotePath]:
+        return iter([RemotePath(u) for u in self.store.list(self.uri)])
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        if not missing_ok and not self.store.exists(self.uri):
+            raise FileNotFoundError(self.uri)
+        self.store.delete(self.uri)
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        """Nothing to do: keys need no folder."""
+
+    def read_bytes(self) -> bytes:
+        with self.store.open_read(self.uri) as fh:
+            return fh.read()
+
+    def read_text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self.read_bytes().decode(encoding, errors)
+
+    def open(self, mode: str = "r", encoding: str | None = None, newline: str | None = None,
+             errors: str | None = None) -> IO:
+        """Stream an object for reading (``r``/``rb``); writing goes through :func:`writer`."""
+        if "r" not in mode or "+" in mode:
+            raise ValueError(f"RemotePath.open is read-only (mode {mode!r}); use staging.writer()")
+        raw = self.store.open_read(self.uri)
+        if "b" in mode:
+            return raw
+        return io.TextIOWrapper(raw, encoding=encoding or "utf-8", newline=newline, errors=errors)
+
+
+# --------------------------------------------------------------------------- stores
+class _Store:
+    """What an object store must do for staging and the ledger."""
+
+    def open_read(self, uri: str) -> IO[bytes]: ...
+    def put_file(self, src: Path, uri: str) -> None: ...
+    def get_file(self, uri: str, dest: Path) -> None: ...
+    def create(self, uri: str, data: bytes) -> bool: ...
+    def exists(self, uri: str) -> bool: ...
+    def list(self, uri: str) -> list[str]: ...
+    def delete(self, uri: str) -> None: ...
+
+
+class _BodyReader(io.RawIOBase):
+    """botocore's StreamingBody as a raw stream, so io.BufferedReader/TextIOWrapper can sit on it."""
+
+    def __init__(self, body) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._body.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._body.close()
+        super().close()
+
+
+class S3Store(_Store):
+    """s3:// through boto3 (pinned with the rest; s3fs's aiobotocore pins clash with it).
+
+    Credentials and endpoint come from boto3's chain: ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` (S3-compatible stores),
+    instance roles. ``create`` is a conditional PUT (``If-None-Match: *``):
+    S3 answers 412 to every writer but the first, across hosts.
+    """
+
+    def __init__(self, factory: Callable[[], Any] | None = None) -> None:
+        self._factory = factory
+        self._client = None
+        self._pid = os.getpid()
+
+    @property
+    def client(self):
+        if self._client is None or self._pid != os.getpid():  # a forked process builds its own client
+            if self._factory is None:
+                import boto3
+
+                self._factory = lambda: boto3.client("s3")
+            self._client, self._pid = self._factory(), os.getpid()
+        return self._client
+
+    @staticmethod
+    def _split(uri: str) -> tuple[str, str]:
+        parsed = urlparse(uri)
+        return parsed.netloc, parsed.path.lstrip("/")
+
+    @staticmethod
+    def _code(exc: Exception) -> str:
+        return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+    def open_read(self, uri: str) -> IO[bytes]:
+        bucket, key = self._split(uri)
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        except Exception as exc:
+            if self._code(exc) in {"NoSuchKey", "404"}:
+                raise FileNotFoundError(uri) from None
+            raise
+        return io.BufferedReader(_BodyReader(body), buffer_size=1 << 20)
+
+    def put_file(self, src: Path, uri: str) -> None:
+        bucket, key = self._split(uri)
+        self.client.upload_file(str(src), bucket, key)
+
+    def get_file(self, uri: str, dest: Path) -> None:
+        bucket, key = self._split(uri)
+        try:
+            self.client.download_file(bucket, key, str(dest))
+        except Exception as exc:
+            if self._code(exc) in {"NoSuchKey", "404"}:
+                raise FileNotFoundError(uri) from None
+            raise
+
+    def create(self, uri: str, data: bytes) -> bool:
+        bucket, key = self._split(uri)
+        for _ in range(5):
+            try:
+                self.client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+                return True
+            except Exception as exc:
+                code = self._code(exc)
+                if code == "PreconditionFailed":
+                    return False
+                if code != "ConditionalRequestConflict":  # 409: a concurrent write in flight; ask again
+                    raise
+        return False
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = self._split(uri)
+        if not key:
+            return False
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception as exc:
+            if self._code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+
+    def list(self, uri: str) -> list[str]:
+        bucket, key = self._split(uri)
+        prefix = key.rstrip("/") + "/" if key else ""
+        names: list[str] = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        for page in pages:
+            names += [f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", [])]
+        return sorted(names)
+
+    def delete(self, uri: str) -> None:
+        bucket, key = self._split(uri)
+        self.client.delete_object(Bucket=bucket, Key=key)
+
+
+class FsspecStore(_Store):
+    """Any other scheme through fsspec (gcs://, az://, memory://...): whatever driver the user installed.
+
+    Staging works on any of them; the ledger does not, since fsspec offers no
+    portable create-only-if-absent (see README "Running on several machines").
+    """
+
+    def __init__(self, uri: str) -> None:
+        import fsspec
+
+        self.fs, _ = fsspec.core.url_to_fs(uri)
+        self.scheme = urlparse(uri).scheme
+
+    def _path(self, uri: str) -> str:
+        return self.fs._strip_protocol(uri)
+
+    def _uri(self, path: str) -> str:
+        return f"{self.scheme}://{path.lstrip('/')}" if self.scheme != "memory" else f"memory://{path}"
+
+    def open_read(self, uri: str) -> IO[bytes]:
+        return self.fs.open(self._path(uri), "rb")
+
+    def put_file(self, src: Path, uri: str) -> None:
+        self.fs.put_file(str(src), self._path(uri))
+
+    def get_file(self, uri: str, dest: Path) -> None:
+        self.fs.get_file(self._path(uri), str(dest))
+
+    def create(self, uri: str, data: bytes) -> bool:
+        raise UnsafeStoreError(
+            f"{self.scheme}:// cannot create an object only if it is absent, so two hosts could both claim a "
+            "file; put LEDGER_URI on s3:// or a local folder")
+
+    def exists(self, uri: str) -> bool:
+        return bool(self.fs.isfile(self._path(uri)))
+
+    def list(self, uri: str) -> list[str]:
+        path = self._path(uri)
+        if not self.fs.isdir(path):
+            return []
+        return sorted(self._uri(p["name"]) for p in self.fs.ls(path, detail=True) if p["type"] == "file")
+
+    def delete(self, uri: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(uri))
+
+
+_STORES: dict[str, _Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def _store_for(uri: str) -> _Store:
+    parsed = urlparse(uri)
+    key = parsed.scheme if parsed.scheme == "s3" else f"{parsed.scheme}://{parsed.netloc}"
+    with _STORES_LOCK:
+        if key not in _STORES:
+            _STORES[key] = S3Store() if parsed.scheme == "s3" else FsspecStore(uri)
+        return _STORES[key]
+
+
+def use_s3_client(factory: Callable[[], Any]) -> None:
+    """Build s3:// clients with ``factory`` (e.g. from an Airflow connection) instead of boto3's chain."""
+    with _STORES_LOCK:
+        _STORES["s3"] = S3Store(factory)
+
+
+# --------------------------------------------------------------------------- reading and writing
+StagePath = Path | RemotePath
+
+
+@contextlib.contextmanager
+def writer(path: StagePath | str, mode: str = "w") -> Iterator[IO]:
+    """Write ``path`` atomically: readers see the old content or the whole new one, never a part.
+
+    The body is written to a temp file (beside the target locally, in the
+    system temp folder for object storage) and published only when the block
+    ends without an exception.
+    """
+    path = location(path)
+    text = "b" not in mode
+    opts: dict[str, Any] = {"encoding": "utf-8", "newline": ""} if text else {}
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f"staging-{path.name}.")
+    try:
+        with os.fdopen(fd, "w" + ("" if text else "b"), **opts) as fh:
+            yield fh
+        if isinstance(path, Path):
+            os.replace(tmp, path)
+        else:
+            path.store.put_file(Path(tmp), path.uri)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def put_file(src: Path, dest: StagePath | str, *, move: bool = False) -> None:
+    """Publish a local file at ``dest`` atomically (``move`` removes ``src`` afterwards)."""
+    dest = location(dest)
+    if isinstance(dest, Path):
+        if move and src.parent.resolve() == dest.parent.resolve():
+            os.replace(src, dest)
+            return
+        with writer(dest, "wb") as out, src.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                out.write(block)
+    else:
+        dest.store.put_file(src, dest.uri)
+    if move:
+        src.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def local_copy(path: StagePath | str) -> Iterator[Path]:
+    """A local file with the object's content, for readers that need a real file (openpyxl, numpy)."""
+    path = location(path)
+    if isinstance(path, Path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="staging-") as tmp:
+        dest = Path(tmp) / path.name
+        path.store.get_file(path.uri, dest)
+        yield dest
+
+
+def create_exclusive(path: StagePath | str, data: bytes) -> bool:
+    """Create ``path`` with ``data`` only if nothing is there; False when it already exists.
+
+    Atomic with its content: locally a hard link of a finished temp file (fails
+    if the name exists), on S3 a conditional PUT. Other stores refuse.
+    """
+    path = location(path)
+    if not isinstance(path, Path):
+        return path.store.create(path.uri, data)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    return os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if "b" not in mode else {})), tmp
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
 
 
-def write_json(path: Path, data: Any) -> None:
-    fh, tmp = _atomic(path)
-    with fh:
+def listdir(path: StagePath | str) -> list[StagePath]:
+    """The files directly in a folder/prefix, sorted; empty when it does not exist."""
+    path = location(path)
+    if isinstance(path, Path):
+        return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else []
+    return sorted(path.iterdir())
+
+
+def write_json(path: StagePath | str, data: Any) -> None:
+    with writer(path) as fh:
         json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
-    os.replace(tmp, path)
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text("utf-8"))
+def read_json(path: StagePath | str) -> Any:
+    return json.loads(location(path).read_text("utf-8"))
 
 
-def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
+def write_jsonl(path: StagePath | str, rows: Iterable[dict]) -> int:
     count = 0
-    fh, tmp = _atomic(path)
-    with fh:
+    with writer(path) as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             count += 1
-    os.replace(tmp, path)
     return count
 
 
-def read_jsonl(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as fh:
+def read_jsonl(path: StagePath | str) -> Iterator[dict]:
+    with location(path).open(encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
                 yield json.loads(line)
 
 
-def write_npy(path: Path, array: np.ndarray) -> None:
-    fh, tmp = _atomic(path, "wb")
-    with fh:
+def write_npy(path: StagePath | str, array: np.ndarray) -> None:
+    with writer(path, "wb") as fh:
         np.save(fh, np.asarray(array, dtype=np.float32))
-    os.replace(tmp, path)
 
 
-def read_npy(path: Path) -> np.ndarray:
-    return np.load(path)
+def read_npy(path: StagePath | str) -> np.ndarray:
+    with local_copy(path) as local:
+        return np.load(local)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tender_pipeline import identity
+from tender_pipeline import identity, staging
 from tender_pipeline.models import TenderRecord
 from tender_pipeline.profiles import Profile, detect_profile, get_profile
 from tender_pipeline.readers import Table, UnreadableFileError, read_table
+from tender_pipeline.staging import StagePath
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,9 @@ def read_files(paths: list[tuple[Path, str]]) -> list[tuple[Table, str]]:
     return tables
 
 
-def write_quarantine(path: Path, rows: list[dict]) -> None:
+def write_quarantine(path: StagePath, rows: list[dict]) -> None:
     """quarantine.csv: always written (header only when clean) so reruns replace it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with staging.writer(path, "w") as fh:
         writer = csv.DictWriter(fh, fieldnames=QUARANTINE_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
@@ -142,7 +142,7 @@ def top_reasons(rows: list[dict], n: int = 5) -> list[dict]:
     return [{"reason": reason, "rows": count} for reason, count in counts.most_common(n)]
 
 
-def check_threshold(result: ValidationResult, threshold: float, quarantine_path: Path) -> None:
+def check_threshold(result: ValidationResult, threshold: float, quarantine_path: StagePath) -> None:
     """Fail the batch when too large a share of rows is quarantined."""
     read = result.rows_read
     share = (len(result.quarantine) / read) if read else 0.0

@@ -111,7 +111,10 @@ class GeminiEnricher:
             filled = self._fallback_enricher().enrich([records[i] for i in missing])
             for i, enrichment in zip(missing, filled, strict=True):
                 out[i] = enrichment.model_copy(update={"enrichment_source": "fallback"})
-        self.meter.add(records=len(records), cache_hits=sum(k in hits for k in keys), fallbacks=len(missing))
+        cached = sum(k in hits for k in keys)
+        # misses are what a per-worker cache costs: counted so the run summary shows them
+        self.meter.add(records=len(records), cache_hits=cached, cache_misses=len(records) - cached,
+                       fallbacks=len(missing))
         log.info("gemini enrich: %d records, %d from cache, %d fresh, %d fallback",
                  len(records), sum(k in hits for k in keys), len(records) - len(missing)
                  - sum(k in hits for k in keys), len(missing))

@@ -4,6 +4,13 @@ SQLite in WAL mode with a busy timeout: several processes (Celery workers,
 backfill runs) can read and write the same file safely, and a retry or
 backfill finds what an earlier run already paid for. One short-lived
 connection per call, so nothing is shared across threads or forks.
+
+The cache is per host unless ``ENRICH_CACHE_PATH`` points at a volume the
+hosts share: with remote staging (s3://) each worker keeps its own file. A key
+is a record's content hash plus model and prompt version, so a cold worker
+only pays Gemini again for a record another worker already enriched (the same
+answer, never a wrong one); the run summary counts those calls as
+``enrichment_cache_misses``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tender_pipeline.settings import Settings
+from tender_pipeline.staging import is_remote
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +45,11 @@ def cache_key(content_hash: str, model: str, prompt_version: str) -> str:
 
 
 def cache_path_for(settings: Settings) -> Path:
-    """The configured file; a remote staging URI (s3://, http://) needs ENRICH_CACHE_PATH to be local."""
-    if not settings.enrich_cache_path and "://" in settings.staging_uri:
+    """The configured file; with a remote staging URI (s3://) the default is a per-worker local file."""
+    if not settings.enrich_cache_path and is_remote(settings.staging_uri):
         fallback = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tender_pipeline"
-        log.warning("staging_uri %s is remote; enrichment cache at %s (set ENRICH_CACHE_PATH to share it)",
+        log.warning("staging_uri %s is remote; enrichment cache is per worker at %s "
+                    "(set ENRICH_CACHE_PATH to a shared volume to share it)",
                     settings.staging_uri, fallback)
         return fallback / "enrich_cache.sqlite"
     return settings.enrich_cache_file

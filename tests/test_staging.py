@@ -1,0 +1,179 @@
+"""Staging and the ledger on a local folder and on S3 (moto's server), through the same interface.
+
+The S3 half is what lets any Celery worker run any task: every artefact a
+stage writes must read back whole from another process, writes must be atomic,
+and the ledger must let exactly one of several racing claimants win.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+
+from tender_pipeline import pipeline, sources, staging
+from tender_pipeline.settings import Settings
+from tests.services import moto_s3_server
+
+BUCKET = "tender-staging"
+ROWS = 60  # of the sample's 240: enough for every artefact, quick on a loaded machine
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory):
+    with moto_s3_server(tmp_path_factory.mktemp("moto")) as url:
+        boto3.client("s3", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x",
+                     region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        yield url
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch):
+    """boto3's own chain points at moto: the way a worker is configured (AWS_ENDPOINT_URL + keys)."""
+    for key, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    staging._STORES.clear()  # stores cache a client built from the env
+    yield boto3.client("s3")
+    staging._STORES.clear()
+
+
+def _keys(client, prefix: str) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request, tmp_path):
+    if request.param == "local":
+        return tmp_path / "staging"
+    request.getfixturevalue("s3_env")
+    return f"s3://{BUCKET}/{request.node.name.replace('[', '-').rstrip(']')}/"
+
+
+def test_artefacts_round_trip(root):
+    run = staging.run_dir(str(root), "scheduled__2026-11-27T00:00:00+00:00")
+    assert run.name == "scheduled__2026-11-27T00_00_00_00_00"
+    assert isinstance(run, Path) == (not str(root).startswith("s3://"))
+    assert not run.exists()
+
+    staging.write_json(run / "fetch.json", {"files": ["ä.csv"], "n": 2})
+    rows = ({"i": i, "text": "x" * 100} for i in range(5000))  # a generator: written as it comes
+    assert staging.write_jsonl(run / "valid.jsonl", rows) == 5000
+    vectors = np.random.default_rng(0).random((300, 384), dtype=np.float32)
+    staging.write_npy(run / "embeddings.npy", vectors)
+
+    assert run.exists() and (run / "fetch.json").exists() and not (run / "nope.json").exists()
+    assert staging.read_json(run / "fetch.json") == {"files": ["ä.csv"], "n": 2}
+    assert [r["i"] for r in staging.read_jsonl(run / "valid.jsonl")] == list(range(5000))
+    assert np.array_equal(staging.read_npy(run / "embeddings.npy"), vectors)
+    assert [p.name for p in staging.listdir(run)] == ["embeddings.npy", "fetch.json", "valid.jsonl"]
+    # a string (what XCom carries) names the same location
+    assert staging.read_json(f"{run}/fetch.json")["n"] == 2
+
+    (run / "fetch.json").unlink()
+    assert not (run / "fetch.json").exists()
+    assert staging.listdir(run / "raw") == []
+
+
+def test_a_failed_write_leaves_the_previous_artefact_whole(root):
+    run = staging.run_dir(str(root), "r1")
+    staging.write_jsonl(run / "enriched.jsonl", [{"v": 1}])
+    with pytest.raises(RuntimeError, match="enricher died"):
+        with staging.writer(run / "enriched.jsonl") as fh:
+            fh.write('{"v": 2}\n')
+            raise RuntimeError("enricher died")
+    assert list(staging.read_jsonl(run / "enriched.jsonl")) == [{"v": 1}]
+    assert [p.name for p in staging.listdir(run)] == ["enriched.jsonl"]  # no temp file left behind
+
+
+def test_files_move_in_and_come_back_as_local_files(root, tmp_path):
+    src = tmp_path / "batch.csv"
+    src.write_bytes(b"tender_id,title\nA1,Road\n")
+    run = staging.run_dir(str(root), "r2")
+    staging.put_file(src, run / "raw" / "batch.csv")
+    with staging.local_copy(run / "raw" / "batch.csv") as local:
+        assert isinstance(local, Path) and local.read_bytes() == src.read_bytes()
+    with (run / "raw" / "batch.csv").open("rb") as fh:
+        assert fh.read() == src.read_bytes()
+
+
+def _claim(args: tuple[str, str]) -> bool:
+    root, run_id = args
+    return sources.Ledger(root).claim("s3://incoming/2026-11-27/02/batch.csv", "ab" * 32, run_id)
+
+
+def test_exactly_one_of_racing_claimants_wins(root):
+    """Eight processes (as if on eight hosts) claim one file at once; one wins, the others see its run."""
+    ledger_root = str(staging.location(root) / "_ledger")
+    runs = [f"run_{i}" for i in range(8)]
+    with multiprocessing.get_context("fork").Pool(8) as pool:  # each child builds its own S3 client
+        won = pool.map(_claim, [(ledger_root, r) for r in runs])
+    assert sum(won) == 1, won
+    winner = runs[won.index(True)]
+    ledger = sources.Ledger(ledger_root)
+    assert ledger.owner("s3://incoming/2026-11-27/02/batch.csv", "ab" * 32) == winner
+    assert [e["run_id"] for e in ledger.entries()] == [winner]
+    # the winner's retry may take it again; nobody else may
+    assert _claim((ledger_root, winner)) and not _claim((ledger_root, "run_late"))
+
+
+def test_moto_honours_conditional_put(s3_env):
+    """What the S3 ledger relies on: a second If-None-Match PUT of a key is refused with 412."""
+    s3_env.put_object(Bucket=BUCKET, Key="cond/k", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(s3_env.exceptions.ClientError, match="PreconditionFailed"):
+        s3_env.put_object(Bucket=BUCKET, Key="cond/k", Body=b"2", IfNoneMatch="*")
+    assert s3_env.get_object(Bucket=BUCKET, Key="cond/k")["Body"].read() == b"1"
+
+
+def test_other_fsspec_stores_stage_but_refuse_the_ledger():
+    run = staging.run_dir("memory://tender-tests/staging", "r3")
+    staging.write_jsonl(run / "valid.jsonl", [{"a": 1}])
+    assert list(staging.read_jsonl(run / "valid.jsonl")) == [{"a": 1}]
+    assert [p.name for p in staging.listdir(run)] == ["valid.jsonl"]
+    with pytest.raises(staging.UnsafeStoreError, match="LEDGER_URI on s3:// or a local folder"):
+        sources.Ledger("memory://tender-tests/ledger").claim("u", "s", "r")
+
+
+def test_pipeline_stages_on_s3_match_local_staging(s3_env, tmp_path, sample_csv, monkeypatch):
+    """The same batch through all five stages: S3 staging gives the counts local staging gives."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)  # a URI mistaken for a relative path would land here
+    incoming = tmp_path / "incoming" / "2026-11-27" / "02"
+    incoming.mkdir(parents=True)
+    (incoming / "batch.csv").write_bytes(sample_csv.read_bytes())
+    interval = (datetime(2026, 11, 27, 0, tzinfo=UTC), datetime(2026, 11, 27, 6, tzinfo=UTC))
+    summaries = {}
+    for kind, uri in {"local": str(tmp_path / "staging"), "s3": f"s3://{BUCKET}/pipeline/staging/"}.items():
+        settings = Settings(incoming_uri=str(tmp_path / "incoming"), staging_uri=uri,
+                            chroma_path=str(tmp_path / f"chroma-{kind}"), embed_backend="local",
+                            enrich_backend="local", tender_collection=f"t_{kind}")
+        run = pipeline.fetch(settings, "scheduled__1", interval=interval)
+        assert pipeline.validate(settings, run, limit=ROWS) == run
+        for stage in (pipeline.enrich, pipeline.embed):
+            assert stage(settings, run) == run
+        summaries[kind] = pipeline.upsert(settings, run)
+        # the same interval again: the ledger hands the file to nobody else
+        again = pipeline.fetch(settings, "scheduled__2", interval=interval)
+        assert staging.read_json(f"{again}/fetch.json")["skipped_files"][0]["claimed_by"] == "scheduled__1"
+
+    local, remote = summaries["local"], summaries["s3"]
+    assert remote["staging_dir"] == f"s3://{BUCKET}/pipeline/staging/scheduled__1"
+    ignore = {"seconds", "staging_dir"}
+    assert {k: v for k, v in remote.items() if k not in ignore} == {k: v for k, v in local.items() if k not in ignore}
+    assert remote["upserted"] == remote["inserted"] == ROWS
+
+    keys = _keys(s3_env, "pipeline/staging/")
+    run_keys = {k.removeprefix("pipeline/staging/scheduled__1/") for k in keys if "/scheduled__1/" in k}
+    assert {"fetch.json", "validate.json", "valid.jsonl", "quarantine.csv", "enriched.jsonl", "embeddings.npy",
+            "enrich.json", "embed.json", "upsert.json", "summary.json"} <= run_keys
+    assert [k for k in run_keys if k.startswith("raw/")] == [f"raw/{f['staged']}" for f in
+                                                            staging.read_json(f"s3://{BUCKET}/pipeline/staging/"
+                                                                              "scheduled__1/fetch.json")["files"]]
+    assert len([k for k in keys if k.startswith("pipeline/staging/_ledger/")]) == 1
+    assert list(workdir.iterdir()) == []
