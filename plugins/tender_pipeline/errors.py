@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from tender_pipeline.money import RatesError
 from tender_pipeline.profiles import UnknownLayoutError
 from tender_pipeline.readers import UnreadableFileError
+from tender_pipeline.rebuild import RemoteStagingError
 from tender_pipeline.sources import SourceNotFoundError
 from tender_pipeline.store import EmbeddingMismatchError
 from tender_pipeline.validate import BatchRejectedError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     UnknownLayoutError, UnreadableFileError, SourceNotFoundError, BatchRejectedError,
-    EmbeddingMismatchError, ValidationError, RatesError,
+    EmbeddingMismatchError, ValidationError, RatesError, RemoteStagingError,
 )

@@ -47,8 +47,16 @@ def lexical_from_chroma(settings, batch: int = 2000) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 2)}
 
 
+class RemoteStagingError(ValueError):
+    """``rebuild --from staging`` replays a local staging folder only."""
+
+
 def completed_runs(staging_uri: str) -> list[Path]:
     """Run folders whose upsert finished, oldest upsert first."""
+    if staging.is_remote(staging_uri):
+        raise RemoteStagingError(
+            f"rebuild --from staging reads a local STAGING_URI, not {staging_uri}: copy the run folders "
+            "locally first (e.g. aws s3 sync) and point STAGING_URI at the copy")
     root = Path(staging_uri)
     runs = [p for p in root.iterdir() if p.is_dir() and (p / "upsert.json").exists()] if root.is_dir() else []
     return sorted(runs, key=lambda p: (p / "upsert.json").stat().st_mtime)
