@@ -15,12 +15,14 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 SCHEDULE = "0 0,6,12,18 * * *"
 GEMINI_POOL = "gemini_api"  # bounds Gemini calls across concurrent runs and backfills
+# Updated by every successful upsert; its event extra names the run's staging folder (tender_alerts reads it).
+TENDERS = Asset("tenders")
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -149,11 +151,14 @@ def tender_ingest():
 
         return _stage(pipeline.embed, _settings(), run_dir)
 
-    @task(execution_timeout=timedelta(minutes=30), **_queue("upsert"))
+    @task(execution_timeout=timedelta(minutes=30), outlets=[TENDERS], **_queue("upsert"))
     def upsert(run_dir: str) -> dict:
         from tender_pipeline import pipeline
+        from tender_pipeline.changes import asset_extra
 
-        return _stage(pipeline.upsert, _settings(), run_dir)
+        summary = _stage(pipeline.upsert, _settings(), run_dir)
+        get_current_context()["outlet_events"][TENDERS].extra = asset_extra(summary)
+        return summary
 
     upsert(embed(enrich(validate(fetch()))))
 

@@ -20,9 +20,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search_api.chroma import ChromaUnavailable
+from search_api.database import DatabaseUnavailable
 from search_api.filters import UnknownCurrency
 from search_api.metrics import Metrics, MetricsMiddleware
-from search_api.routers import feedback, ops, page, search, tenders, web
+from search_api.routers import feedback, ops, page, saved_searches, search, tenders, web
 from search_api.services import LexicalUnavailable, ModelNotReady, Services
 from search_api.settings import ApiSettings, get_api_settings
 
@@ -55,8 +56,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     origins = (settings or _env_settings_for_cors()).cors_origins
     if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type"])
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Content-Type", "Authorization"])
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -66,8 +67,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, exc.detail)
+        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(ChromaUnavailable)
     async def chroma_down(_: Request, exc: ChromaUnavailable) -> JSONResponse:
@@ -82,11 +84,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lexical_down(_: Request, exc: LexicalUnavailable) -> JSONResponse:
         return _error(503, "lexical_unavailable", str(exc))
 
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        return _error(503, "database_unavailable", str(exc))
+
     @app.exception_handler(ModelNotReady)
     async def model_down(_: Request, exc: ModelNotReady) -> JSONResponse:
         return _error(503, "model_unavailable", str(exc))
 
-    for module in (search, tenders, page, feedback, ops, web):
+    for module in (search, tenders, page, feedback, saved_searches, ops, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app

@@ -17,6 +17,7 @@ from fastapi import Request
 
 from search_api.catalog import Catalog
 from search_api.chroma import ChromaGateway, ChromaUnavailable
+from search_api.database import Database
 from search_api.feedback import FeedbackLog
 from search_api.intent import SectorIntent
 from search_api.metrics import Metrics
@@ -61,12 +62,14 @@ class Services:
         self.catalog = Catalog(settings.stats_ttl_s)
         self.feedback = FeedbackLog(settings.feedback_path)
         self.asker = _asker(settings, self.embedder)
+        self.database = Database(settings.database_url, settings.chroma_retry_s)
         self._model_ready = threading.Event()
         self.model_error = ""
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ------------------------------------------------------
     def start(self) -> None:
+        self.database.start()
         if self.follower is not None:
             self.follower.start()
         if not self.settings.warm_embedder:
@@ -98,6 +101,7 @@ class Services:
             self.follower.stop()
         if self._thread is not None:
             self._thread.join(timeout=0.1)
+        self.database.close()
 
     def lexical(self) -> LexicalIndex:
         """The lexical index, opened on first use (it reloads by itself after each commit)."""

@@ -31,6 +31,15 @@ class ApiSettings(Settings):
     warm_embedder: bool = True  # load the embedding model in the background at startup
     stats_ttl_s: float = Field(60.0, ge=0)  # /stats and facet cache lifetime
     chroma_retry_s: float = Field(2.0, ge=0)  # minimum pause between reconnect attempts
+    # saved searches and alerts (search_api/alerts, dags/tender_alerts.py)
+    alert_min_score: float = Field(0.45, ge=0, le=1)  # a batch notice alerts only at this /search score or above
+    alert_max_per_search: int = Field(200, ge=1, le=1000)  # matches per saved search per batch
+    alert_webhook_attempts: int = Field(5, ge=1, le=20)  # POSTs per delivery before it is parked
+    alert_webhook_backoff_s: float = Field(2.0, ge=0)  # first retry wait; doubles, capped at 60 s
+    alert_webhook_timeout_s: float = Field(10.0, gt=0)
+    alert_webhook_allow_private: bool = False  # allow webhooks to private/loopback addresses (tests, intranets)
+    alert_smtp_conn_id: str = "smtp_default"  # Airflow connection the email digests go through
+    alert_email_from: str = "tender-alerts@localhost"
 
 
 @lru_cache(maxsize=1)

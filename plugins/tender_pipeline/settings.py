@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     report_currency: str = Field("USD", pattern=r"^[A-Za-z]{3}$")
     report_rates_path: str = ""  # empty = the shipped table (plugins/tender_pipeline/data/report_rates.json)
 
+    # the relational database (saved searches, alert deliveries): SQLite file or postgresql://...
+    database_url: str = "sqlite:///data/tender_search.db"
+
     # search API
     feedback_path: str = "data/feedback/feedback.jsonl"
     ask_backend: Backend | None = None  # "Ask about this tender": gemini when a key is set, else local (extractive)
