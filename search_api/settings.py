@@ -32,7 +32,7 @@ class ApiSettings(Settings):
     stats_ttl_s: float = Field(60.0, ge=0)  # /stats and facet cache lifetime
     chroma_retry_s: float = Field(2.0, ge=0)  # minimum pause between reconnect attempts
     # saved searches and alerts (search_api/alerts, dags/tender_alerts.py)
-    alert_min_score: float = Field(0.45, ge=0, le=1)  # a batch notice alerts only at this /search score or above
+    alert_min_score: float = Field(0.55, ge=0, le=1)  # a batch notice alerts only at this /search score or above
     alert_max_per_search: int = Field(200, ge=1, le=1000)  # matches per saved search per batch
     alert_webhook_attempts: int = Field(5, ge=1, le=20)  # POSTs per delivery before it is parked
     alert_webhook_backoff_s: float = Field(2.0, ge=0)  # first retry wait; doubles, capped at 60 s

@@ -1,0 +1,133 @@
+"""/saved-searches: owner-token isolation, validation, unsafe webhook URLs and the feed, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+import pytest
+from fastapi.testclient import TestClient
+
+from search_api.main import create_app
+from search_api.settings import ApiSettings
+from tests.db_urls import BACKENDS, database_url
+from tests.services import free_port
+from tests.trap import Trap
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def _app(tmp_path, url: str, **overrides) -> TestClient:
+    settings = ApiSettings(database_url=url, warm_embedder=False, chroma_host="127.0.0.1", chroma_port=free_port(),
+                           feedback_path=str(tmp_path / "fb.jsonl"), **overrides)
+    return TestClient(create_app(settings))
+
+
+@pytest.fixture(params=BACKENDS)
+def api(request, tmp_path):
+    with database_url(request.param, tmp_path) as url, _app(tmp_path, url) as client:
+        client.database_url = url
+        yield client
+
+
+def _create(api: TestClient, token: str | None = None, **body) -> dict:
+    body = {"name": "roads", "params": {"q": "road works", "country": "Pakistan", "limit": 5}, **body}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = api.post("/saved-searches", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_owner_tokens_isolate_saved_searches(api):
+    first = _create(api)
+    alice = first["token"]
+    assert alice.startswith("tsk_") and first["params"] == {"q": "road works", "country": "Pakistan"}
+    second = _create(api, alice, name="hospitals", params={"q": "hospital beds"})
+    assert second["token"] is None  # the owner keeps the token they have
+    bob_search = _create(api, name="bob's")
+    bob = bob_search["token"]
+    assert bob != alice
+
+    mine = api.get("/saved-searches", headers=_auth(alice)).json()["items"]
+    assert {s["id"] for s in mine} == {first["id"], second["id"]}
+    assert [s["id"] for s in api.get("/saved-searches", headers=_auth(bob)).json()["items"]] == [bob_search["id"]]
+
+    for method in ("get", "delete"):  # another owner's search looks exactly like a missing one
+        response = getattr(api, method)(f"/saved-searches/{first['id']}", headers=_auth(bob))
+        assert response.status_code == 404 and response.json()["error"] == "not_found"
+    assert api.get(f"/saved-searches/{first['id']}", headers=_auth(alice)).status_code == 200
+
+    for call in (lambda: api.get("/saved-searches"), lambda: api.get(f"/saved-searches/{first['id']}"),
+                 lambda: api.delete(f"/saved-searches/{first['id']}"),
+                 lambda: api.get("/saved-searches", headers=_auth("tsk_guess"))):
+        response = call()
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] == "unauthorized" and response.headers["www-authenticate"] == "Bearer"
+
+    assert api.delete(f"/saved-searches/{first['id']}", headers=_auth(alice)).status_code == 204
+    assert [s["id"] for s in api.get("/saved-searches", headers=_auth(alice)).json()["items"]] == [second["id"]]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"params": {"q": " "}}, "params"),
+    ({"params": {"q": "x", "min_value": 10, "max_value": 1}}, "params"),
+    ({"delivery": "webhook"}, "body"),
+    ({"delivery": "email", "email": "not-an-address"}, "email"),
+    ({"delivery": "sms"}, "delivery"),
+])
+def test_invalid_saved_searches_are_422(api, body, field):
+    response = api.post("/saved-searches", json={"name": "x", "params": {"q": "x"}, **body})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_request"
+    assert any(field in [str(p) for p in e["loc"]] for e in response.json()["detail"])
+
+
+def test_unsafe_webhook_urls_are_422_and_never_called(tmp_path, monkeypatch):
+    with Trap() as trap:
+        # the trap stands in for Airflow's metadata DB: its address must be off limits
+        monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"postgresql://airflow:secret@127.0.0.1:{trap.port}/af")
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        with _app(tmp_path, url, alert_webhook_allow_private=True) as api:
+            bad = {
+                f"ftp://127.0.0.1:{trap.port}/hook": "http or https",
+                f"gopher://127.0.0.1:{trap.port}/_": "http or https",
+                "file:///etc/passwd": "http or https",
+                "javascript:alert(1)": "http or https",
+                "http://169.254.169.254/latest/meta-data/": "link-local",
+                "http://[fe80::1]/hook": "link-local",
+                "http://metadata.google.internal/computeMetadata/v1/": "metadata",
+                f"http://127.0.0.1:{trap.port}/": "database",
+                f"http://localhost:{trap.port}/hook": "database",
+                f"http://user:pw@127.0.0.1:{free_port()}/hook": "credentials",
+                "http://no-such-host.invalid/hook": "does not resolve",
+            }
+            for webhook_url, why in bad.items():
+                response = api.post("/saved-searches", json={"name": "x", "params": {"q": "x"},
+                                                             "delivery": "webhook", "webhook_url": webhook_url})
+                assert response.status_code == 422, (webhook_url, response.text)
+                detail = response.json()["detail"][0]
+                assert detail["loc"] == ["body", "webhook_url"] and why in detail["msg"], (webhook_url, detail)
+                assert "secret" not in detail["msg"]  # the DB password never reaches a message
+            ok = api.post("/saved-searches", json={"name": "x", "params": {"q": "x"}, "delivery": "webhook",
+                                                   "webhook_url": f"http://127.0.0.1:{free_port()}/hook"})
+            assert ok.status_code == 201 and len(ok.json()["webhook_secret"]) == 64
+        with _app(tmp_path, url) as strict:  # private addresses need ALERT_WEBHOOK_ALLOW_PRIVATE
+            response = strict.post("/saved-searches", json={"name": "x", "params": {"q": "x"}, "delivery": "webhook",
+                                                            "webhook_url": f"http://127.0.0.1:{free_port()}/h"})
+            assert response.status_code == 422 and "private" in response.json()["detail"][0]["msg"]
+        assert trap.connections() == 0
+
+
+def test_feed_needs_its_key_and_is_atom(api):
+    created = _create(api)
+    assert api.get(f"/saved-searches/{created['id']}/feed", params={"key": "wrong"}).status_code == 404
+    response = api.get(created["feed_url"])
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/atom+xml")
+    root = ET.fromstring(response.content)
+    assert root.tag == f"{ATOM}feed"
+    assert root.find(f"{ATOM}title").text == "Tender alerts: roads"
+    assert root.find(f"{ATOM}id").text and root.find(f"{ATOM}updated").text
+    assert root.findall(f"{ATOM}entry") == []
