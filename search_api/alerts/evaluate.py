@@ -220,6 +220,8 @@ def _deliver(session: Session, saved: SavedSearch, settings: ApiSettings, send_e
     session.commit()
     if ok:
         counts.deliveries_sent += len(pending)
+        counts.webhooks_posted += saved.delivery == "webhook"
+        counts.emails_sent += saved.delivery == "email"
     else:
         counts.deliveries_failed += len(pending)
         counts.parked.append({"saved_search": saved.id, "delivery": saved.delivery, "reason": reason})
