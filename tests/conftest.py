@@ -23,6 +23,8 @@ os.environ.setdefault("LEXICAL_INDEX_PATH", str(_AIRFLOW_HOME / "lexical"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# the API migrates its database at start-up: keep test apps out of the checkout's data/ folder
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{_AIRFLOW_HOME / 'tender_search.db'}")
 # the offline backends are what tests exercise unless a test opts into Gemini
 os.environ.pop("GEMINI_API_KEY", None)
 

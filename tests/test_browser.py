@@ -169,3 +169,30 @@ def test_open_a_result_and_ask_for_the_closing_date(site, page, tmp_path):
     assert page.failed_loads == []
     for name in ("1-results.png", "2-tender.png", "3-answer.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_save_this_search_lists_and_deletes_it(site, page):
+    import httpx
+
+    url, _ = site
+    page.goto(url + "/?q=solar+street+lights&country=India")
+    page.locator("#result-list .card").first.wait_for()
+    page.locator("#saved summary").click()
+    page.get_by_label("Name").fill("Solar in India")
+    page.get_by_role("button", name="Save this search").click()
+    saved = page.locator("#saved-list li")
+    saved.first.wait_for()
+    assert "Solar in India" in saved.first.inner_text() and "country: India" in saved.first.inner_text()
+    token = page.evaluate("localStorage.getItem('tender-owner-token')")
+    mine = httpx.get(f"{url}/saved-searches", headers={"Authorization": f"Bearer {token}"}).json()["items"]
+    assert [(s["name"], s["params"]) for s in mine] == [("Solar in India", {"q": "solar street lights",
+                                                                             "country": "India"})]
+    feed = httpx.get(url + saved.first.locator("a").get_attribute("href"))
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("application/atom+xml")
+    page.reload()  # the list comes back from the token kept in localStorage
+    page.wait_for_function("document.querySelector('#saved-count').textContent === '1'")
+    page.locator("#saved summary").click()
+    page.get_by_role("button", name="Delete saved search Solar in India").click()
+    page.wait_for_function("document.querySelectorAll('#saved-list li').length === 0")
+    assert httpx.get(f"{url}/saved-searches", headers={"Authorization": f"Bearer {token}"}).json()["items"] == []
+    assert page.failed_loads == []
