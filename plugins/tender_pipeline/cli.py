@@ -70,6 +70,22 @@ def rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def database(args: argparse.Namespace) -> int:
+    """Migrate DATABASE_URL to head (what the API and the alerts DAG also do on start) or show its revision."""
+    from tender_pipeline.db import current_revision, make_engine, redacted, upgrade
+
+    url = get_settings().database_url
+    try:
+        engine = make_engine(url)
+        revision = upgrade(engine) if args.action == "upgrade" else current_revision(engine)
+    except Exception as exc:  # one line naming the database, never its password
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"error: database {redacted(url)}: {reason}", file=sys.stderr)
+        return 2
+    print(f"{redacted(url)} at revision {revision or 'none'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tender_pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                         "every completed run into a fresh collection and lexical index")
     r.add_argument("-v", "--verbose", action="store_true")
     r.set_defaults(run=rebuild)
+    d = sub.add_parser("db", help="the saved-search/alerts database at DATABASE_URL")
+    d.add_argument("action", choices=["upgrade", "current"], help="migrate to head, or show the revision")
+    d.add_argument("-v", "--verbose", action="store_true")
+    d.set_defaults(run=database)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
