@@ -168,8 +168,8 @@ def run_batch(settings: ApiSettings, staging_dir: str, *, run_id: str, send_emai
                 counts.skipped_already_sent += 1
                 continue
             rows.append(_row(saved, tid, versions[tid], "update" if mine.get(tid) else "new", score, card, run_id))
-        followed = [tid for tid in mine if tid in versions and versions[tid] not in mine[tid]
-                    and tid not in {card["id"] for card, _ in found}]
+        matched = {card["id"] for card, _ in found}
+        followed = [tid for tid in mine if tid in versions and versions[tid] not in mine[tid] and tid not in matched]
         for tid, card in batch_search.cards(followed).items():
             rows.append(_row(saved, tid, versions[tid], "update", 0.0, card, run_id))
         with sessions() as session:
