@@ -20,11 +20,13 @@ from xml.etree import ElementTree as ET
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from search_api.alerts import webhooks
 from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tender_pipeline import staging
+from tender_pipeline.db import AlertMatch, make_engine, session_factory
 from tests.conftest import ROOT
 from tests.services import free_port
 from tests.trap import Receiver
@@ -195,17 +197,30 @@ def test_alerts_after_each_batch(tender_dag, alerts_dag, env, monkeypatch, tmp_p
             assert _alerts(alerts_dag, reingest["staging_dir"])["batch_notices"] == 0
             assert (len(hook.requests), len(inbox.messages), len(broken.requests)) == (1, 1, 3)
 
-            # 3. a corrigendum of one alerted notice: one update to the webhook, no new email
-            target = sorted(hospital)[0]
-            corrected = [dict(r, title=f"Corrigendum: {r['title']} - closing date extended",
-                              closing_date="2027-01-15") if r["tender_id"] == target else r for r in rows]
+            # 3. corrigenda: one of an alerted hospital notice (still matching) goes to the webhook as one
+            # update; one that cancels an alerted laptop notice (no longer matching) still reaches its
+            # subscriber, as an update in a second digest
+            target, cancelled = sorted(hospital)[0], sorted(laptops)[0]
+            changed = {target: {"title": f"Corrigendum: {HOSPITAL} - closing date extended",
+                                "closing_date": "2027-01-15"},
+                       cancelled: {"title": "Corrigendum: tender cancelled",
+                                   "description": "This procurement has been withdrawn by the buyer."}}
+            corrected = [dict(r, **changed.get(r["tender_id"], {})) for r in rows]
             third = _ingest(tender_dag, _write(tmp_path / "corrigendum.csv", corrected))
-            assert (third["updated"], third["inserted"]) == (1, 0)
+            assert (third["updated"], third["inserted"]) == (2, 0)
             update = _alerts(alerts_dag, third["staging_dir"])
             assert len(hook.requests) == 2
             assert _items(hook)[1] == [(target, "update")]
-            assert (update["matches"], update["updates"], update["deliveries_sent"]) == (1, 1, 1)
-            assert len(inbox.messages) == 1
+            assert (update["matches"], update["updates"], update["deliveries_sent"]) == (2, 2, 2)
+            assert len(inbox.messages) == 2
+            digest = message_from_bytes(inbox.messages[1][1], policy=policy.default)
+            assert "1 updated" in digest["Subject"] and "new" not in digest["Subject"]
+            body = " ".join(part.get_content() for part in digest.walk() if part.get_content_maintype() == "text")
+            assert cancelled in body and "tender cancelled" in body
+            with session_factory(make_engine(ApiSettings().database_url))() as session:
+                below = session.scalars(select(AlertMatch.score).where(AlertMatch.tender_id == cancelled,
+                                                                       AlertMatch.kind == "update")).one()
+            assert below == 0.0  # sent because it was followed, not because it still matched
     finally:
         smtp.stop()
 

@@ -66,7 +66,7 @@ class AlertMatch(Base):
     tender_id: Mapped[str] = mapped_column(String(256))
     version: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(8))  # new | update
-    score: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)  # 0 for an update sent only because the search followed it
     card: Mapped[dict[str, Any]] = mapped_column(JSON)  # the result fields as /search shows them
     batch: Mapped[str] = mapped_column(String(256))  # the ingest run that brought this version
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
