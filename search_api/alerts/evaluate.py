@@ -66,11 +66,11 @@ def feed_path(search: SavedSearch) -> str:
 
 
 class BatchSearch:
-    """The /search code path over one batch: a Searcher, the collection and (lazily) the facets."""
+    """The /search code path over one batch: the same Searcher (lexical index + Chroma) and collection."""
 
     def __init__(self, settings: ApiSettings, searcher=None, collection=None) -> None:
         self.settings = settings
-        self._searcher, self._collection, self._facets = searcher, collection, None
+        self._searcher, self._collection = searcher, collection
 
     @property
     def searcher(self):
@@ -78,9 +78,11 @@ class BatchSearch:
             from search_api.intent import SectorIntent
             from search_api.search import Searcher
             from tender_pipeline.embed import get_embedder
+            from tender_pipeline.lexical import open_index
 
             embedder = get_embedder(self.settings)
-            self._searcher = Searcher(self.settings, embedder, SectorIntent(embedder, self.settings.taxonomy_path))
+            self._searcher = Searcher(self.settings, embedder, SectorIntent(embedder, self.settings.taxonomy_path),
+                                      lexical=open_index(self.settings.lexical_dir))
         return self._searcher
 
     @property
@@ -93,15 +95,6 @@ class BatchSearch:
                                                      embedder.model_id, embedder.dim, create=False)
         return self._collection
 
-    def facets(self, params: SearchParams) -> dict[str, list[str]]:
-        if not (params.buyer or params.sector or params.procurement_type):
-            return {}
-        if self._facets is None:
-            from search_api.catalog import scan
-
-            self._facets = scan(self.collection).facets()
-        return self._facets
-
     def matches(self, saved: dict[str, Any], ids: list[str]) -> list[tuple[dict[str, Any], float]]:
         """(card, score) of the batch notices the saved search finds at or above the threshold."""
         s = self.settings
@@ -109,7 +102,7 @@ class BatchSearch:
         offset = 0
         while len(found) < s.alert_max_per_search and offset <= 1000:
             params = SearchParams(**{**saved, "limit": PAGE, "offset": offset})
-            ranked = self.searcher.search(self.collection, params, self.facets(params), ids=ids)
+            ranked = self.searcher.search(self.collection, params, ids=ids)
             keep = [r for r in ranked.results if r.score >= s.alert_min_score]
             found += [(r.model_dump(mode="json", exclude={"score"}), r.score) for r in keep]
             if len(keep) < PAGE:
