@@ -121,6 +121,11 @@ until airflow dags unpause "$DAG_ID" >"$LOG_DIR/airflow-cli.log" 2>&1; do
     ((SECONDS - t0 < 180)) || { tail -n 20 "$LOG_DIR/airflow-cli.log" >&2; die "$DAG_ID not registered after 180 s"; }
     sleep 5
 done
+# Saved-search alerts run after every successful upsert (the tenders asset): unpause them first.
+until airflow dags unpause tender_alerts >>"$LOG_DIR/airflow-cli.log" 2>&1; do
+    ((SECONDS - t0 < 180)) || die "tender_alerts not registered after 180 s"
+    sleep 5
+done
 # A manual run has no data interval in Airflow 3: it names its source. It is
 # idempotent with the scheduled run over the same file (unchanged records are
 # skipped), so whichever runs second finds nothing to pay for.
