@@ -5,7 +5,8 @@
 (() => {
   const TOKEN_KEY = "tender-owner-token";
   const el = (id) => document.getElementById(id);
-  const TEXT = ["country", "region", "sector", "procurement_type", "buyer", "closing_after", "closing_before"];
+  const TEXT = ["country", "region", "sector", "procurement_type", "buyer", "closing_after", "closing_before",
+    "currency"];
   const NUMBERS = ["min_value", "max_value"];
 
   function token() {
