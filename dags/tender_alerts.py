@@ -83,6 +83,12 @@ def tender_alerts():
         if not batches:
             raise AirflowFailException("no batch to evaluate: no tenders asset event and no conf staging_dir")
         settings = ApiSettings()
+        if any(d.startswith("s3://") for _, d in batches):  # s3:// staging through aws_default, as tender_ingest
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            from tender_pipeline import staging
+
+            staging.use_s3_client(lambda: S3Hook(aws_conn_id="aws_default").get_conn())
         send_email = _email_sender(settings.alert_smtp_conn_id, settings.alert_email_from)
         results = []
         for run_id, staging_dir in batches:

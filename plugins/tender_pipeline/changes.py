@@ -9,7 +9,6 @@ folder on the ``tenders`` Asset; the alerts DAG reads the changes back here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from tender_pipeline import staging
 
@@ -31,7 +30,7 @@ def asset_extra(summary: dict) -> dict:
 
 def batch_changes(staging_dir: str) -> list[Change]:
     """The run's new and updated tenders, in file order (the last write of an id wins)."""
-    path = Path(staging_dir) / "enriched.jsonl"
+    path = staging.location(staging_dir) / "enriched.jsonl"  # a folder or s3://… (staging.py)
     if not path.exists():
         return []
     found: dict[str, Change] = {}
@@ -43,7 +42,7 @@ def batch_changes(staging_dir: str) -> list[Change]:
 
 def record_alerts(staging_dir: str, counts: dict) -> None:
     """Add the alert counts to the run's summary.json (and alerts.json), next to the ingest counts."""
-    run = Path(staging_dir)
+    run = staging.location(staging_dir)
     staging.write_json(run / "alerts.json", counts)
     summary_path = run / "summary.json"
     if summary_path.exists():
