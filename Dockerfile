@@ -31,11 +31,13 @@ RUN pip install "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements/requir
  && ! python -c "import torch" 2>/dev/null
 # The domain package is importable outside Airflow's plugin loading too
 # (celery workers' task processes, `python -m tender_pipeline`).
-ENV PYTHONPATH=/opt/airflow/plugins \
+ENV PYTHONPATH=/opt/airflow/plugins:/opt/airflow \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+# tender_alerts evaluates saved searches with the search API's own code (search_api, never Airflow-bound).
+COPY --chown=airflow:0 search_api/ /opt/airflow/search_api/
 
 # ----------------------------------------------------------------------------- search API
 # Build stage: a venv with the slim pinned set (search_api/requirements.txt, no Airflow).

@@ -179,7 +179,7 @@ def test_airflow_services_mount_our_dags_and_plugins(service):
     volumes = dict((target, source) for source, target in mounts(service))
     assert volumes.get("/opt/airflow/dags") == "./dags"
     assert volumes.get("/opt/airflow/plugins") == "./plugins"
-    assert env_of(service)["PYTHONPATH"] == "/opt/airflow/plugins"
+    assert env_of(service)["PYTHONPATH"] == "/opt/airflow/plugins:/opt/airflow"
 
 
 def test_every_airflow_config_override_is_a_real_airflow_option(tmp_path):

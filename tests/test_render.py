@@ -67,6 +67,7 @@ INIT_FLAGS = ("_AIRFLOW_DB_MIGRATE", "_AIRFLOW_WWW_USER_CREATE")
 REFERENCES = {
     "CHROMA_HOST": ("fromService", "pserv", "chroma", "host"),
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": ("fromDatabase", None, "tender-airflow-db", "connectionString"),
+    "DATABASE_URL": ("fromDatabase", None, "tender-airflow-db", "connectionString"),
     "AIRFLOW__CELERY__BROKER_URL": ("fromService", "keyvalue", "tender-celery-broker", "connectionString"),
 }
 
