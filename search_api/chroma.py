@@ -86,6 +86,8 @@ class ChromaGateway:
 
 
 def _describe(exc: Exception, settings) -> str:
+    if isinstance(exc, store.ChromaUnavailableError):
+        return str(exc)  # already one line naming host and port
     where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.chroma_path
     text = str(exc)
     if "does not exist" in text.lower() or "notfound" in type(exc).__name__.lower():

@@ -12,6 +12,7 @@ from tender_pipeline import pipeline
 from tender_pipeline.errors import USER_ERRORS
 from tender_pipeline.settings import get_settings
 from tender_pipeline.sources import is_s3
+from tender_pipeline.store import ChromaUnavailableError
 
 
 def _s3_client():
@@ -87,7 +88,9 @@ def database(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tender_pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tender_pipeline", description=__doc__,
+        epilog="exit status: 0 done, 2 bad input or configuration, 3 Chroma unreachable (retry later)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", help="ingest a file, folder, s3:// or http(s):// source")
     p.add_argument("source", help="path or URI of a batch file or folder")
@@ -119,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ChromaUnavailableError as exc:  # a passing fault: the same command works once Chroma is back
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

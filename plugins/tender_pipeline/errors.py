@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from tender_pipeline.gemini.client import GeminiConfigError
 from tender_pipeline.money import RatesError
 from tender_pipeline.profiles import UnknownLayoutError
 from tender_pipeline.readers import UnreadableFileError
@@ -18,5 +19,5 @@ from tender_pipeline.validate import BatchRejectedError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     UnknownLayoutError, UnreadableFileError, SourceNotFoundError, BatchRejectedError,
-    EmbeddingMismatchError, ValidationError, RatesError, RemoteStagingError,
+    EmbeddingMismatchError, ValidationError, RatesError, RemoteStagingError, GeminiConfigError,
 )

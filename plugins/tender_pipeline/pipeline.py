@@ -294,6 +294,7 @@ def run_all(settings: Settings, run_id: str, *, source: str | None = None,
             interval: tuple[datetime, datetime] | None = None, limit: int | None = None,
             force: bool = False, profile: str | None = None, s3_client=None) -> dict[str, Any]:
     """All five stages in one process (the CLI); Airflow runs them as separate tasks."""
+    _collection(settings)  # the store first: an unreachable server fails in one line, before any work
     run = fetch(settings, run_id, source=source, interval=interval, force=force, s3_client=s3_client)
     validate(settings, run, limit=limit, profile=profile)
     enrich(settings, run, force=force)

@@ -28,15 +28,39 @@ class EmbeddingMismatchError(RuntimeError):
     """The collection was built with another embedding model or dimension."""
 
 
+class ChromaUnavailableError(ConnectionError):
+    """The Chroma server cannot be reached: a passing fault (the DAG retries it), never bad input."""
+
+
+def chroma_address(settings: Settings) -> str:
+    return f"{settings.chroma_host}:{settings.chroma_port}"
+
+
+def unavailable(settings: Settings, exc: BaseException) -> ChromaUnavailableError:
+    """One line naming host and port, instead of the client's traceback."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return ChromaUnavailableError(
+        f"Chroma server at {chroma_address(settings)} is unavailable ({reason[:200]}); start it, "
+        f"or point CHROMA_HOST/CHROMA_PORT at it"
+    )
+
+
 def get_client(settings: Settings):
-    """HTTP client when CHROMA_HOST is set, else an embedded persistent client."""
+    """HTTP client when CHROMA_HOST is set, else an embedded persistent client.
+
+    The HTTP client checks the server when it is built, so this is also the
+    pipeline's "is the store there?" check before any work is done.
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_host:
-        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
-                                   settings=chroma_settings)
+        try:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
+                                       settings=chroma_settings)
+        except Exception as exc:  # chromadb wraps refused/timeout in ValueError; httpx errors pass through
+            raise unavailable(settings, exc) from exc
     return chromadb.PersistentClient(path=settings.chroma_path, settings=chroma_settings)
 
 
