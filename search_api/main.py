@@ -23,7 +23,9 @@ from search_api.chroma import ChromaUnavailable
 from search_api.database import DatabaseUnavailable
 from search_api.filters import UnknownCurrency
 from search_api.metrics import Metrics, MetricsMiddleware
+from search_api.models import ErrorBody
 from search_api.routers import feedback, ops, page, saved_searches, search, tenders, web
+from search_api.security import RateLimit, RequestLimits, SecurityHeaders
 from search_api.services import LexicalUnavailable, ModelNotReady, Services
 from search_api.settings import ApiSettings, get_api_settings
 
@@ -34,6 +36,15 @@ filters, CSV export, a tender by id, questions about one tender, feedback, opera
 and a page per tender at `/t/{id}`.
 
 Errors are JSON: `{"error": <code>, "detail": <message or validation errors>}`."""
+
+
+# What search_api/security.py may answer on any route (documented so clients and schemathesis expect it).
+LIMIT_RESPONSES: dict[int | str, dict] = {
+    413: {"model": ErrorBody, "description": "Request body larger than MAX_BODY_BYTES."},
+    414: {"model": ErrorBody, "description": "Query string longer than MAX_QUERY_BYTES."},
+    429: {"model": ErrorBody, "description": "Over RATE_LIMIT for this client; retry after `Retry-After` seconds.",
+          "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}},
+}
 
 
 def _error(status: int, code: str, detail) -> JSONResponse:
@@ -53,11 +64,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         services.close()
 
     app = FastAPI(title="Tender search API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    origins = (settings or _env_settings_for_cors()).cors_origins
-    if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+    # Middleware must be added before startup, so these read the env here (no I/O).
+    # Added innermost first: requests pass Metrics → SecurityHeaders → CORS → RateLimit → RequestLimits.
+    config = settings or _env_settings_for_cors()
+    app.add_middleware(RequestLimits, max_body=config.max_body_bytes, max_query=config.max_query_bytes)
+    if config.rate_limit:
+        app.add_middleware(RateLimit, limit=config.rate_limit, storage_uri=config.rate_limit_storage_uri)
+    if config.cors_origins:  # off unless configured
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Content-Type", "Authorization"])
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -67,7 +84,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+                413: "payload_too_large"}.get(exc.status_code, "http_error")
         return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
@@ -93,13 +111,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return _error(503, "model_unavailable", str(exc))
 
     for module in (search, tenders, page, feedback, saved_searches, ops, web):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=LIMIT_RESPONSES)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app
 
 
 def _env_settings_for_cors() -> ApiSettings:
-    """CORS middleware must be added before startup, so read the env here (no I/O)."""
+    """Middleware (CORS, limits) must be added before startup, so read the env here (no I/O)."""
     return get_api_settings()
 
 

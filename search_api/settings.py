@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 
 from tender_pipeline.settings import Settings
 
@@ -40,6 +40,21 @@ class ApiSettings(Settings):
     alert_webhook_allow_private: bool = False  # allow webhooks to private/loopback addresses (tests, intranets)
     alert_smtp_conn_id: str = "smtp_default"  # Airflow connection the email digests go through
     alert_email_from: str = "tender-alerts@localhost"
+    # hardening (search_api/security.py)
+    max_body_bytes: int = Field(65_536, ge=1024)  # larger request bodies get 413
+    max_query_bytes: int = Field(4096, ge=256)  # longer query strings get 414
+    rate_limit: str = "600/minute"  # per client address, `limits` notation; empty = off
+    rate_limit_storage_uri: str = "memory://"  # redis://host:6379 to share counts between replicas
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        """Fail at start-up on a typo rather than serve without a limit."""
+        if value.strip():
+            from limits import parse
+
+            parse(value)  # ValueError names the bad string
+        return value.strip()
 
 
 @lru_cache(maxsize=1)

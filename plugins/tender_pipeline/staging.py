@@ -59,7 +59,7 @@ def location(uri: str | os.PathLike | RemotePath) -> Path | RemotePath:
 
 def run_dir(staging_uri: str, run_id: str) -> Path | RemotePath:
     """The run's staging location; run ids carry ':' and '+', which we keep out of paths and keys."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("_") or "run"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._") or "run"  # never "." or ".."
     return location(staging_uri) / safe
 
 
