@@ -28,6 +28,16 @@ os.environ.setdefault("DATABASE_URL", f"sqlite:///{_AIRFLOW_HOME / 'tender_searc
 # the offline backends are what tests exercise unless a test opts into Gemini
 os.environ.pop("GEMINI_API_KEY", None)
 
+# Property-based tests: a bounded run in CI, a long one with HYPOTHESIS_PROFILE=fuzz-long.
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, database=None,
+                                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+hypothesis_settings.register_profile("fuzz-long", max_examples=5000, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 
 @pytest.fixture(scope="session")
 def chroma(tmp_path_factory) -> tuple[str, int]:

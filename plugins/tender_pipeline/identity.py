@@ -137,7 +137,7 @@ def link_in_batch(items: list[dict]) -> tuple[list[dict], list[dict]]:
     for pos, item in enumerate(items):
         if pos not in live:
             continue
-        orig_pos = _cited_in_batch(item["record"], items, live - {pos})
+        orig_pos = _cited_in_batch(item["record"], items, live)  # never itself: it skips its own id
         if orig_pos is None:
             continue
         item["record"] = merge_amendment(items[orig_pos]["record"], item["record"])

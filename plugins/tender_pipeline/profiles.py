@@ -43,6 +43,7 @@ DATE_FIELDS = ("published_date", "closing_date")
 MAX_NATIVE_ID = 200
 
 
+@lru_cache(maxsize=8192)  # called per cell: a batch has few distinct header names
 def norm_header(name: str) -> str:
     """Header key used for matching: trimmed, lower-case, single spaces, no trailing colon."""
     text = re.sub(r"\s+", " ", str(name).replace("\ufeff", "")).strip().lower()
@@ -220,9 +221,16 @@ def detect_profile(headers: list[str], profiles: dict[str, Profile], file_label:
     wants = "; ".join(f"{p.name}: {', '.join(p.match)}" for p in profiles.values())
     raise UnknownLayoutError(
         f"{file_label or 'file'}: unknown column layout. Columns found: "
-        f"{', '.join(h.strip() for h in headers) or '(none)'}. Profiles and the columns each requires: "
+        f"{_shown(headers)}. Profiles and the columns each requires: "
         f"{wants}. Add a profile file (PROFILES_PATH) or pass --profile."
     )
+
+
+def _shown(headers: list[str], most: int = 40) -> str:
+    """Header names for a one-line message: whitespace (line breaks too) collapsed, long lists cut."""
+    names = [" ".join(h.split())[:80] for h in headers if h.strip()]
+    more = f" … and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more if names else "(none)"
 
 
 def get_profile(name: str, profiles: dict[str, Profile]) -> Profile:

@@ -54,18 +54,41 @@ def _keyed(headers: list[str], values: list[str]) -> dict[str, str]:
     return row
 
 
+def _check_last_record(lines: list[str], first_line: int, row: int, label: str) -> None:
+    """A quote opened and never closed makes the csv module read the rest of the file as one field.
+
+    That would silently swallow every later row, so it is an error naming the
+    row and line. Only a record that ran to the end of the file over several
+    lines can be one; ``strict`` parsing of just those lines tells.
+    """
+    try:
+        for _ in csv.reader(lines[first_line - 1:], strict=True):
+            pass
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise UnreadableFileError(
+                f"{label}: row {row}: a quote opened on line {first_line} is never closed, so lines "
+                f"{first_line}-{len(lines)} would read as one field; fix or remove the stray quote"
+            ) from None
+
+
 def read_csv(path: Path) -> Table:
     text, encoding, warnings = _decode(path.read_bytes(), path.name)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    lines = io.StringIO(text, newline="").readlines()  # the csv module's own line split
+    reader = csv.reader(lines)
     try:
         headers = next(reader)
     except StopIteration:
         raise UnreadableFileError(f"{path.name}: the file is empty (no header row)") from None
     rows: list[tuple[int, dict[str, str]]] = []
+    index, first_line, last_line = 1, 1, reader.line_num
     for index, values in enumerate(reader, start=2):
+        first_line, last_line = last_line + 1, reader.line_num
         if not any(v.strip() for v in values):
             continue
         rows.append((index, _keyed(headers, values)))
+    if index > 1 and last_line == len(lines) and last_line > first_line:
+        _check_last_record(lines, first_line, index, path.name)
     return Table(path, headers, rows, warnings, encoding)
 
 
@@ -75,7 +98,8 @@ def read_xlsx(path: Path) -> Table:
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a broken workbook
-        raise UnreadableFileError(f"{path.name}: not a readable .xlsx workbook ({exc})") from None
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise UnreadableFileError(f"{path.name}: not a readable .xlsx workbook ({reason})") from None
     try:
         values_iter: Iterator[tuple] = workbook.worksheets[0].iter_rows(values_only=True)
         first = next(values_iter, None)

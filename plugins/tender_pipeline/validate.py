@@ -61,7 +61,7 @@ def _reason(error: dict) -> tuple[str, str]:
     if error.get("type") == "missing" or (error.get("type") == "string_too_short"
                                           and error.get("input", None) in ("", None)):
         message = "required field is empty"
-    return field_name, message.removeprefix("Value error, ")
+    return field_name, message.removeprefix("Value error, ")[:300]  # a reason quoting a 1 MB cell stays short
 
 
 def _source_label(table: Table, display_name: str) -> str:
@@ -129,12 +129,26 @@ def read_files(paths: list[tuple[Path, str]]) -> list[tuple[Table, str]]:
     return tables
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (``=cmd|' /C calc'!A0``) gets a leading quote.
+
+    OWASP's advice for CSV files people open in Excel: the quarantine file is
+    for people, and its cells come straight from untrusted input.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def write_quarantine(path: StagePath, rows: list[dict]) -> None:
     """quarantine.csv: always written (header only when clean) so reruns replace it."""
     with staging.writer(path, "w") as fh:
         writer = csv.DictWriter(fh, fieldnames=QUARANTINE_FIELDS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
 
 
 def top_reasons(rows: list[dict], n: int = 5) -> list[dict]:
