@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,7 +66,19 @@ class BadSector:
     ids: frozenset[str] = frozenset()
 
 
-Fault = Status | Malformed | Drop | BadSector
+@dataclass(frozen=True)
+class Slow:
+    """Answer normally but only after ``seconds``: longer than the client's timeout, it is a timeout."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """A well-formed answer about other records than the ones asked (as if meant for another request)."""
+
+
+Fault = Status | Malformed | Drop | BadSector | Slow | Foreign
 
 
 @dataclass
@@ -214,6 +227,11 @@ class FakeGemini:
         fault = self._next_fault("generate")
         if isinstance(fault, Status):
             return _status_answer(fault)
+        if isinstance(fault, Slow):
+            time.sleep(fault.seconds)
+            fault = None
+        if isinstance(fault, Foreign):
+            ids = [f"{tid}-OTHER" for tid in ids]
         if isinstance(fault, Malformed):
             text = fault.text
         else:

@@ -128,9 +128,11 @@ def download(src: SourceFile, dest_dir: Path, s3_client=None, timeout: float = 1
     if is_http(src.uri):
         with httpx.stream("GET", src.uri, timeout=timeout, follow_redirects=True) as resp:
             if resp.status_code == 404:
-                log.info("no batch at %s (404)", src.uri)
+                log.info("no batch at %s (404)", redact(src.uri))
                 return None
-            resp.raise_for_status()
+            if resp.is_error:  # httpx's own message would quote the URL's credentials and signature
+                raise httpx.HTTPStatusError(f"HTTP {resp.status_code} from {redact(src.uri)}",
+                                            request=resp.request, response=resp) from None
             with tmp.open("wb") as fh:
                 for chunk in resp.iter_bytes():
                     fh.write(chunk)
@@ -190,6 +192,18 @@ class Ledger:
     def entries(self) -> list[dict]:
         return [staging.read_json(p) for p in staging.listdir(self.root)
                 if p.name.endswith(".json") and not p.name.startswith(".")]
+
+
+class _RedactRequestLines(logging.Filter):
+    """httpx logs every request's full URL at INFO: user info and signed query strings included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactRequestLines())
 
 
 def redact(uri: str) -> str:
