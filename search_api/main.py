@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from search_api.chroma import ChromaUnavailable
 from search_api.database import DatabaseUnavailable
@@ -40,6 +41,7 @@ Errors are JSON: `{"error": <code>, "detail": <message or validation errors>}`."
 
 # What search_api/security.py may answer on any route (documented so clients and schemathesis expect it).
 LIMIT_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorBody, "description": "Malformed request: a body that is not UTF-8 JSON, a bad Content-Length."},
     413: {"model": ErrorBody, "description": "Request body larger than MAX_BODY_BYTES."},
     414: {"model": ErrorBody, "description": "Query string longer than MAX_QUERY_BYTES."},
     429: {"model": ErrorBody, "description": "Over RATE_LIMIT for this client; retry after `Retry-After` seconds.",
@@ -83,11 +85,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return _error(422, "invalid_request", errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                 413: "payload_too_large"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        response = _error(exc.status_code, code, exc.detail)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # RFC 9110: Allow lists every method of the path, not the first route's
+            response.headers["Allow"] = _allowed_methods(request)
+        return response
 
     @app.exception_handler(ChromaUnavailable)
     async def chroma_down(_: Request, exc: ChromaUnavailable) -> JSONResponse:
@@ -114,6 +119,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.include_router(module.router, responses=LIMIT_RESPONSES)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app
+
+
+def _allowed_methods(request: Request) -> str:
+    """Methods of every route whose path matches (GET and POST /search are two routes)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _env_settings_for_cors() -> ApiSettings:

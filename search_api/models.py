@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCORE_MEANING = (
     "Relevance in [0, 1], higher is better: "
@@ -180,7 +180,8 @@ class AskOut(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
+    # strict: a JSON body says what it means (no `"position": false` read as 0, no `"rating": true` as 1)
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={"examples": [
         {"query": "solar street lights", "result_id": "IN-GUWA-2026-1001", "rating": 1, "position": 0,
          "session_id": "b3f1c2", "comment": "exactly what I needed"},
     ]})
@@ -191,6 +192,14 @@ class FeedbackIn(BaseModel):
     position: int | None = Field(None, ge=0, le=10_000, description="0-based rank the result was shown at.")
     session_id: str | None = Field(None, max_length=100)
     comment: str | None = Field(None, max_length=2000)
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _no_boolean_rating(cls, value: object) -> object:
+        """JSON true equals 1 to Python; a client sending it has a bug worth a 422."""
+        if isinstance(value, bool):
+            raise ValueError("rating must be the number 1 or -1, not a boolean")
+        return value
 
 
 class FeedbackAck(BaseModel):
