@@ -80,6 +80,38 @@ class SearchParams(BaseModel):
         return self
 
 
+JSON_KINDS: dict[type, str] = {bool: "boolean", int: "integer", float: "number", date: "string (ISO date)"}
+
+
+def _is_json_kind(value: object, kind: type) -> bool:
+    if kind is date:
+        return isinstance(value, str)  # not a number read as a Unix time
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, (int, float) if kind is float else kind)
+
+
+class SearchBody(SearchParams):
+    """POST /search: the same fields as JSON, where a value must have its JSON type.
+
+    A query string carries only text, so GET converts ("true", "20"); a JSON body
+    that sends ``"open_only": 0`` or ``"limit": true`` has a bug worth a 422.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exact_json_types(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if value is None:
+                    continue
+                want = next((k for k in JSON_KINDS if field.annotation in (k, k | None)), None)
+                if want is not None and not _is_json_kind(value, want):
+                    raise ValueError(f"{name} must be a JSON {JSON_KINDS[want]}")
+        return data
+
+
 class TenderFields(BaseModel):
     """What a result card shows."""
 

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from search_api import export
 from search_api.deps import ServicesDep, with_collection
-from search_api.models import SCORE_MEANING, ErrorBody, SearchParams, SearchResponse
+from search_api.models import SCORE_MEANING, ErrorBody, SearchBody, SearchParams, SearchResponse
 from search_api.notice import with_report_value
 from search_api.services import Services
 
@@ -84,7 +84,7 @@ def search_get(params: Annotated[SearchParams, Query()], services: ServicesDep, 
 
 @router.post("/search", response_model=SearchResponse, summary="Search tenders (JSON body)",
              description=DESCRIPTION + "\nSame fields as `GET /search`, sent as a JSON body.", responses=RESPONSES)
-def search_post(params: Annotated[SearchParams, Body()], services: ServicesDep) -> SearchResponse:
+def search_post(params: Annotated[SearchBody, Body()], services: ServicesDep) -> SearchResponse:
     return run_search(services, params)
 
 

@@ -1,0 +1,77 @@
+"""Hostile text in notices reaches the web page as text: `<script>` titles in headless Chromium, under the CSP."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from search_api.main import create_app
+from search_api.settings import ApiSettings
+from tender_pipeline import pipeline, store
+from tender_pipeline.settings import Settings
+from tests.services import serve_app
+from tests.test_browser import CHROMIUM, page  # noqa: F401 - the shared page fixture (fails on any script error)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+HOSTILE = [
+    ("XSS-1", "<script>window.__xss = 1</script>Road works in Accra", "<b>Ministry</b> of Roads"),
+    ("XSS-2", '<img src=x onerror="window.__xss = 2">Road resurfacing Kumasi', '<svg onload="window.__xss=3">'),
+    ("XSS-3", "Road markings \"><script>window.__xss=4</script>", "javascript:alert(1)"),
+]
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory, chroma):
+    if not Path(CHROMIUM).exists():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            "chromium is not installed (apt-get install -y chromium, or `make test` as root)")
+    base = tmp_path_factory.mktemp("hostile")
+    batch = base / "hostile.csv"
+    with batch.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["tender_id", "title", "buyer", "country", "url"])
+        for tid, title, buyer in HOSTILE:
+            writer.writerow([tid, title, buyer, "Ghana", "javascript:window.__xss=5"])
+    host, port = chroma
+    where = {"chroma_host": host, "chroma_port": port, "tender_collection": "hostile_titles"}
+    summary = pipeline.run_all(Settings(**where, staging_uri=str(base / "staging"), embed_backend="local",
+                                        enrich_backend="local"), "hostile", source=str(batch))
+    assert summary["upserted"] == len(HOSTILE)
+    # Ingest already strips tags (normalize.clean_text); the page must be safe on its own, so the stored
+    # titles and buyers are set back to the raw markup, as another writer or an older version could leave them.
+    collection = store.get_client(Settings(**where)).get_collection(where["tender_collection"])
+    got = collection.get(ids=[h[0] for h in HOSTILE], include=["metadatas"])
+    assert all("<" not in m["title"] for m in got["metadatas"])  # the first layer
+    raw = {tid: (title, buyer) for tid, title, buyer in HOSTILE}
+    collection.update(ids=got["ids"], metadatas=[{**m, "title": raw[i][0], "buyer": raw[i][1]}
+                                                 for i, m in zip(got["ids"], got["metadatas"], strict=True)])
+    settings = ApiSettings(**where, feedback_path=str(base / "feedback.jsonl"), embed_backend="local")
+    with serve_app(create_app(settings)) as url:
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/ready").status_code != 200:
+            assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
+            time.sleep(0.3)
+        yield url
+
+
+def test_script_and_markup_in_notices_render_as_text(hostile_site, page):  # noqa: F811
+    page.goto(hostile_site + "/")
+    page.get_by_label("Search tenders").fill("road")
+    page.get_by_role("button", name="Search", exact=True).click()
+    cards = page.locator("#result-list .card")
+    cards.first.wait_for()
+    assert cards.count() == len(HOSTILE)
+    text = page.locator("#result-list").inner_text()
+    assert "<script>window.__xss = 1</script>" in text and '<img src=x onerror="window.__xss = 2">' in text
+    assert "<b>Ministry</b>" in text
+    for selector in ("script", "img", "b", "[onload]", "[onerror]", ".title svg", ".buyer svg"):
+        assert page.locator(f"#result-list {selector}").count() == 0, selector  # (the thumbs are our own svgs)
+    for link in page.locator("#result-list .title a").all():  # a javascript: URL is never a live link
+        assert not (link.get_attribute("href") or "").lower().startswith("javascript:")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__xss") is None
