@@ -167,6 +167,8 @@ def test_tender_ids_are_lookups_never_paths(indexed_sample, tmp_path, tender_id)
         response = httpx.get(f"{url}/tenders/{tender_id}")
         assert response.status_code == 404, response.text
         assert response.json()["error"] == "not_found" and "root:" not in response.text
+        page = httpx.get(f"{url}/t/{tender_id}")  # the tender page: the same lookup, as HTML
+        assert page.status_code == 404 and "root:" not in page.text and "[extensions]" not in page.text
 
 
 @pytest.mark.parametrize("path", ["/static/../settings.py", "/static/..%2fsettings.py", "/static/%2e%2e/main.py",
