@@ -10,6 +10,7 @@ Run: ``uvicorn search_api.main:app`` (with ``plugins/`` on PYTHONPATH).
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -122,11 +123,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Methods of every route whose path matches (GET and POST /search are two routes)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if route.matches(request.scope)[0] != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    """Methods of the most specific path matching the request, over all its routes.
+
+    GET and POST /search are two routes of one path; ``/tenders/{id:path}`` also
+    matches ``/tenders/X/ask``, whose own, more literal template wins.
+    """
+    matched = [r for r in request.app.router.routes if r.matches(request.scope)[0] != Match.NONE]
+    literal = [len(re.sub(r"\{[^}]*\}", "", getattr(r, "path", ""))) for r in matched]  # routes don't hash
+    best = max(literal, default=0)
+    methods = {m for r, n in zip(matched, literal, strict=True) if n == best
+               for m in (getattr(r, "methods", None) or ())}
     return ", ".join(sorted(methods))
 
 

@@ -42,7 +42,8 @@ class ApiSettings(Settings):
     alert_email_from: str = "tender-alerts@localhost"
     # hardening (search_api/security.py)
     max_body_bytes: int = Field(65_536, ge=1024)  # larger request bodies get 413
-    max_query_bytes: int = Field(4096, ge=256)  # longer query strings get 414
+    # longer query strings get 414; above the fields' own limits (q 500 chars percent-encoded is up to 6 KB)
+    max_query_bytes: int = Field(32_768, ge=256)
     rate_limit: str = "600/minute"  # per client address, `limits` notation; empty = off
     rate_limit_storage_uri: str = "memory://"  # redis://host:6379 to share counts between replicas
 
