@@ -64,7 +64,18 @@ class DeliveryStats(BaseModel):
     last_parked_reason: str = Field("", description="Why the latest parked delivery failed.")
 
 
+SAVED_EXAMPLE = {
+    "id": "ss_3f9c2a7e", "name": "Road works in Sindh over PKR 50M",
+    "params": {"q": "road works", "region": "Sindh", "min_value": 50000000, "currency": "PKR"},
+    "delivery": "webhook", "webhook_url": "https://hooks.example.org/tenders", "email": None,
+    "feed_url": "/saved-searches/ss_3f9c2a7e/feed?key=k7Vq", "created_at": "2026-11-29T12:00:00Z",
+    "deliveries": {"sent": 4, "pending": 0, "parked": 0, "feed": 0, "last_parked_reason": ""},
+}
+
+
 class SavedSearchOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [SAVED_EXAMPLE]})
+
     id: str
     name: str
     params: dict[str, Any]
@@ -77,6 +88,9 @@ class SavedSearchOut(BaseModel):
 
 
 class SavedSearchCreated(SavedSearchOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {**SAVED_EXAMPLE, "deliveries": None, "token": "tsk_9b1e…", "webhook_secret": "whs_51c0…"}]})
+
     token: str | None = Field(None, description="Your owner token, returned once when it is new: send it as "
                               "`Authorization: Bearer <token>` to list, read, delete and add saved searches.")
     webhook_secret: str | None = Field(None, description="HMAC-SHA256 key of the X-Tender-Signature header "
@@ -84,4 +98,6 @@ class SavedSearchCreated(SavedSearchOut):
 
 
 class SavedSearchList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [SAVED_EXAMPLE]}]})
+
     items: list[SavedSearchOut]

@@ -153,10 +153,19 @@ def delete(search_id: SearchId, services: ServicesDep, owner_hash: Annotated[str
     return Response(status_code=204)
 
 
+FEED_EXAMPLE = ('<?xml version=\'1.0\' encoding=\'utf-8\'?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+                '<id>urn:tender-search:saved-search:ss_3f9c2a7e</id><title>Tender alerts: Road works</title>'
+                '<updated>2026-11-29T12:00:00Z</updated><entry><id>urn:tender-search:alert:ss_3f9c2a7e:'
+                'PK-NHA-2026-1002:1</id><title>Rehabilitation of N-55</title><updated>2026-11-29T12:00:00Z'
+                '</updated><category term="new" /><summary>National Highway Authority · Pakistan</summary>'
+                '</entry></feed>')
+
+
 @router.get("/saved-searches/{search_id}/feed", response_class=Response, summary="Atom feed of a saved search",
             description=f"The latest {FEED_ENTRIES} matches, newest first; corrigenda appear as 'Update: ...' "
                         "entries. The `key` comes with the search's `feed_url`.",
-            responses={200: {"content": {"application/atom+xml": {}}, "description": "Atom 1.0 feed."},
+            responses={200: {"content": {"application/atom+xml": {"example": FEED_EXAMPLE}},
+                             "description": "Atom 1.0 feed."},
                        **NOT_FOUND})
 def atom_feed(search_id: SearchId, request: Request, services: ServicesDep,
               key: Annotated[str, Query(min_length=1, max_length=100)]) -> Response:
