@@ -47,7 +47,9 @@ def page(tmp_path):
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1100, "height": 1300})
+        # Playwright's string predicates (wait_for_function) are evaluated with eval(), which the page's
+        # CSP forbids; the CSP itself is exercised in test_browser_hostile.py.
+        context = browser.new_context(viewport={"width": 1100, "height": 1300}, bypass_csp=True)
         pg = context.new_page()
         script_errors: list[str] = []
         failed_loads: list[str] = []
