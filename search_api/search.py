@@ -152,7 +152,7 @@ class Searcher:
         if passing == 0 or total == 0:
             return Pool([], terms, {}, timings)
         if filters.active() and passing <= s.search_exhaustive_max:
-            allow = lex.matching_ids(filters, passing, searcher)
+            allow = [h.id for h in lex.matching(filters, passing, searcher)]
             knn_future = self._pool.submit(self._knn, collection, vector, min(k, len(allow)), allow)
         else:
             over = k if not filters.active() else math.ceil(k * total / passing)

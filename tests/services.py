@@ -389,3 +389,13 @@ def serve_app(app, timeout: float = 30.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_app_ready(client, timeout: float = 120.0) -> None:
+    """Poll a TestClient app's /ready until 200 (the model loads in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/ready").status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"/ready never became 200: {client.get('/ready').json()}")

@@ -11,20 +11,10 @@ from fastapi.testclient import TestClient
 
 from search_api.main import create_app
 from search_api.settings import ApiSettings
+from tests.services import wait_app_ready as wait_ready
 
 pytestmark = pytest.mark.slow
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_tenders.csv"
-
-
-def wait_ready(client: TestClient, timeout: float = 120.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/ready").status_code == 200:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"/ready never became 200: {client.get('/ready').json()}")
 
 
 @pytest.fixture(scope="module")

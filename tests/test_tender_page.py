@@ -21,21 +21,11 @@ from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tender_pipeline import pipeline, store
 from tender_pipeline.settings import Settings
+from tests.services import wait_app_ready as wait_ready
 
 pytestmark = pytest.mark.slow
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_tenders.csv"
 SOLAR = "IN-GUWA-2026-1001"  # Supply and installation of solar street lights, closes 2026-12-15
-
-
-def wait_ready(client: TestClient, timeout: float = 120.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/ready").status_code == 200:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"/ready never became 200: {client.get('/ready').json()}")
 
 
 @pytest.fixture(scope="module")

@@ -367,11 +367,6 @@ class LexicalIndex:
         got = s.search(self._and(self.filter_query(filters)), limit=limit, count=False)
         return [self._hit(s, 0.0, addr) for _, addr in got.hits]
 
-    def matching_ids(self, filters: Filters, limit: int, searcher=None) -> list[str]:
-        s = searcher or self.searcher()
-        got = s.search(self._and(self.filter_query(filters)), limit=limit, count=False)
-        return [s.doc(addr).get_first("id") for _, addr in got.hits]
-
     def present(self, terms: Sequence[str], hits: Sequence[Hit], searcher) -> dict[str, dict[str, set[str]]]:
         """For each analysed term: which of ``hits`` hold it in a strong field (title, buyer, place,
         reference) and which in the body. Lexical evidence for re-ranking without re-reading any text;
