@@ -111,7 +111,8 @@ def test_exactly_one_of_racing_claimants_wins(root):
     """Eight processes (as if on eight hosts) claim one file at once; one wins, the others see its run."""
     ledger_root = str(staging.location(root) / "_ledger")
     runs = [f"run_{i}" for i in range(8)]
-    with multiprocessing.get_context("fork").Pool(8) as pool:  # each child builds its own S3 client
+    # spawn, not fork: forking a process that runs threads (moto, proxies) can copy a held lock and hang
+    with multiprocessing.get_context("spawn").Pool(8) as pool:  # each child builds its own S3 client
         won = pool.map(_claim, [(ledger_root, r) for r in runs])
     assert sum(won) == 1, won
     winner = runs[won.index(True)]
