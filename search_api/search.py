@@ -137,8 +137,9 @@ class Searcher:
         return {tid: float(s) for tid, s in zip(got["ids"], sims, strict=True)}
 
     def candidates(self, collection, query: str, vector: np.ndarray, filters: Filters,
-                   need: int) -> Pool:
-        """The candidates with their cosines and lexical evidence (cards stay unparsed in ``hits``)."""
+                   need: int, sector: str | None = None) -> Pool:
+        """The candidates with their cosines and lexical evidence (cards stay unread in ``hits``);
+        ``sector`` is the one the query points at (its candidates are marked for the bonus)."""
         s, lex = self.settings, self.lexical
         if lex is None:
             raise RuntimeError("the search needs the lexical index (LEXICAL_INDEX_PATH)")
@@ -167,21 +168,22 @@ class Searcher:
         kept = 0
         for start in range(0, len(vector_ids), SURVIVOR_CHUNK):  # nearest first, until k pass the filters
             part = vector_ids[start:start + SURVIVOR_CHUNK]
-            found = lex.matching(Filters(**{**vars(filters), "ids": part}), len(part), searcher)
+            found = lex.members(filters, part, searcher)
             hits.update({h.id: h for h in found})
             kept += len(found)
             if kept >= k:
                 break
         missing = [tid for tid in hits if tid not in knn]
         cos_future = self._pool.submit(self._cosines, collection, vector, missing)
-        present = lex.present(terms, list(hits.values()), searcher)
+        evidence = lex.present(terms, list(hits.values()), searcher, sector)
         cosine = {**knn, **cos_future.result()}
         t3 = time.perf_counter()
         pool = []
-        for tid, hit in hits.items():
-            c = Candidate(id=tid, cosine=cosine.get(tid, 0.0), metadata={}, sector=hit.sector)
-            c.strong = {t for t in terms if tid in present[t]["strong"]}
-            c.body = {t for t in terms if tid in present[t]["body"]}
+        for tid in hits:
+            c = Candidate(id=tid, cosine=cosine.get(tid, 0.0), metadata={},
+                          sector=sector if tid in evidence.in_sector else "")
+            c.strong = {t for t in terms if tid in evidence.strong[t]}
+            c.body = {t for t in terms if tid in evidence.body[t]}
             pool.append(c)
         timings.update(lexical=(t1 - t0) + (t3 - t2), chroma=t2 - t1)
         return Pool(pool, terms, hits, timings)
@@ -201,10 +203,10 @@ class Searcher:
         need = params.offset + params.limit
         if not rerank:
             return self._baseline(collection, vector, filters, params, timings)
-        pool = self.candidates(collection, query, vector, filters, need)
+        sector = self.sector(query, vector)
+        pool = self.candidates(collection, query, vector, filters, need, sector)
         timings.update(pool.timings)
         t2 = time.perf_counter()
-        sector = self.sector(query, vector)
         ranked = fuse(pool.candidates, query, pool.terms, self.settings.rank_vector_weight, sector,
                       self.settings.rank_sector_bonus)
         page = ranked[params.offset:need]

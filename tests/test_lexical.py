@@ -68,9 +68,34 @@ def test_present_tells_strong_from_body(index):
     s = index.searcher()
     hits = index.matching(Filters(), 10, s)
     found = index.present(index.analyze("kumasi ghana full"), hits, s)
-    assert found["kumasi"]["strong"] == {"GH-2"}  # in the title
-    assert found["ghana"]["strong"] == {"GH-1", "GH-2"}  # in buyer/place
-    assert found["full"]["strong"] == set() and len(found["full"]["body"]) == 4
+    assert found.strong["kumasi"] == {"GH-2"}  # in the title
+    assert found.strong["ghana"] == {"GH-1", "GH-2"}  # in buyer/place
+    assert found.strong["full"] == set() and len(found.body["full"]) == 4
+
+
+def test_present_marks_the_sector_and_handles_many_terms(index):
+    """Evidence is decoded from score bits: a hit in both title and buyer must not carry into the next bit,
+    the sector takes its own bit, and more than 11 terms spill into a second query."""
+    s = index.searcher()
+    hits = index.matching(Filters(), 10, s)
+    filler = [f"zz{i}" for i in range(12)]  # absent words push 'ghana' and 'kumasi' into the second group
+    found = index.present(filler + index.analyze("ghana kumasi"), hits, s, sector="construction")
+    assert found.strong["ghana"] == {"GH-1", "GH-2"} and found.strong["kumasi"] == {"GH-2"}
+    assert found.body["kumasi"] == {"GH-2"} and all(not found.strong[w] and not found.body[w] for w in filler)
+    assert found.in_sector == {"GH-2"}
+    assert index.present(["ghana"], hits, s).in_sector == set()
+
+
+def test_members_name_the_ids_that_pass_without_reading_documents(index):
+    s = index.searcher()
+    asked = ["uk-cf:WTC 2025/3", "GH-2", "nope", "GH-1"]
+    found = index.members(Filters(country="ghana"), asked, s)
+    assert ids_of(found) == {"GH-1", "GH-2"}
+    by_id = {h.id: h for h in found}
+    assert by_id["GH-2"].raw == b"" and by_id["GH-2"].card["title"] == "Road rehabilitation in Kumasi"
+    assert ids_of(index.members(Filters(), asked, s)) == {"uk-cf:WTC 2025/3", "GH-1", "GH-2"}
+    with pytest.raises(ValueError, match="unique"):
+        index.members(Filters(), ["GH-1", "GH-1"], s)
 
 
 def test_upsert_replaces_and_delete_retires(index):

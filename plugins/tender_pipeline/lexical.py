@@ -112,20 +112,35 @@ class Filters:
 
 @dataclass
 class Hit:
-    """One notice found in the index; the card (stored metadata) is parsed only when asked for."""
+    """One notice found in the index. The stored card is read and parsed only when asked for: most
+    candidates of a search are ranked without it, and only the page shown needs it."""
 
     id: str
     score: float
     sector: str = ""
     raw: bytes = b""
     addr: tuple[int, int] = (0, 0)  # (segment, doc) in the searcher it came from
+    searcher: Any = field(default=None, repr=False, compare=False)  # to read the card later
     _card: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def card(self) -> dict[str, Any]:
         if self._card is None:
+            if not self.raw and self.searcher is not None:
+                raw = self.searcher.doc(tantivy.DocAddress(*self.addr)).get_first("card")
+                self.raw = bytes(raw) if raw else b""
             self._card = json.loads(self.raw) if self.raw else {}
         return self._card
+
+
+@dataclass
+class Evidence:
+    """Which candidates hold each query term in a strong field (title, buyer, place, reference) or
+    in the body, and which are in a given sector: what re-ranking needs besides the cosine."""
+
+    strong: dict[str, set[str]]
+    body: dict[str, set[str]]
+    in_sector: set[str]
 
 
 def to_document(tender_id: str, meta: dict[str, Any], text: str) -> dict[str, Any]:
@@ -367,22 +382,62 @@ class LexicalIndex:
         got = s.search(self._and(self.filter_query(filters)), limit=limit, count=False)
         return [self._hit(s, 0.0, addr) for _, addr in got.hits]
 
-    def present(self, terms: Sequence[str], hits: Sequence[Hit], searcher) -> dict[str, dict[str, set[str]]]:
-        """For each analysed term: which of ``hits`` hold it in a strong field (title, buyer, place,
-        reference) and which in the body. Lexical evidence for re-ranking without re-reading any text;
-        ``hits`` must come from ``searcher`` (matched by address, no stored document is read)."""
-        out: dict[str, dict[str, set[str]]] = {t: {"strong": set(), "body": set()} for t in terms}
-        if not hits or not terms:
+    def members(self, filters: Filters, ids: Sequence[str], searcher) -> list[Hit]:
+        """Which of ``ids`` (unique) pass the filters, without reading a stored document: each id's
+        term query scores its position + 1 (exact in a float up to 2^24), so the score names the id."""
+        ids = list(ids)
+        if not ids:
+            return []
+        if len(set(ids)) != len(ids) or len(ids) >= 1 << 24:
+            raise ValueError("members() needs unique ids, fewer than 2^24")
+        named = tantivy.Query.boolean_query([
+            (tantivy.Occur.Should, tantivy.Query.const_score_query(self._term("id", tid), float(i + 1)))
+            for i, tid in enumerate(ids)])
+        got = searcher.search(self._and(self.filter_query(filters), scored=named), limit=len(ids), count=False)
+        return [Hit(id=ids[round(score) - 1], score=0.0, addr=(a.segment_ord, a.doc), searcher=searcher)
+                for score, a in got.hits]
+
+    def present(self, terms: Sequence[str], hits: Sequence[Hit], searcher, sector: str | None = None) -> Evidence:
+        """Lexical evidence for ``hits`` (which must come from ``searcher``: matched by address).
+
+        One query per 11 terms, not one per term and field: each (term, strong|body) is a
+        constant-score clause worth its own power of two, so a hit's score is the bitmask of what it
+        holds (sums of distinct powers of two below 2^24 are exact in a float). The sector, when
+        given, takes the next bit. No stored document is read."""
+        out = Evidence({t: set() for t in terms}, {t: set() for t in terms}, set())
+        if not hits:
             return out
         by_addr = {h.addr: h.id for h in hits}
         pool = tantivy.Query.term_set_query(self.schema, "id", [h.id for h in hits])
-        for term in terms:
-            for kind, names in (("strong", ("title", "strong")), ("body", ("body",))):
-                where = tantivy.Query.boolean_query([
-                    (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, n, term, index_option="basic"))
-                    for n in names])
-                got = searcher.search(self._and(pool, where), limit=len(hits), count=False)
-                out[term][kind] = {by_addr[k] for k in ((a.segment_ord, a.doc) for _, a in got.hits) if k in by_addr}
+        groups = [list(terms[g:g + 11]) for g in range(0, len(terms), 11)] or [[]]
+        for n, group in enumerate(groups):
+            clauses = []
+            for i, term in enumerate(group):
+                for j, names in enumerate((("title", "strong"), ("body",))):
+                    either = tantivy.Query.boolean_query([
+                        (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, name, term, index_option="basic"))
+                        for name in names])
+                    clauses.append(tantivy.Query.const_score_query(either, float(1 << (2 * i + j))))
+            sector_bit = 1 << (2 * len(group))
+            if sector and n == 0:
+                clauses.append(tantivy.Query.const_score_query(self._term("sector_key", norm(sector)),
+                                                               float(sector_bit)))
+            if not clauses:
+                continue
+            scored = tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in clauses])
+            got = searcher.search(self._and(pool, scored=scored), limit=len(hits), count=False)
+            for score, a in got.hits:
+                tid = by_addr.get((a.segment_ord, a.doc))
+                if tid is None:
+                    continue
+                bits = round(score)
+                for i, term in enumerate(group):
+                    if bits >> (2 * i) & 1:
+                        out.strong[term].add(tid)
+                    if bits >> (2 * i + 1) & 1:
+                        out.body[term].add(tid)
+                if sector and n == 0 and bits & sector_bit:
+                    out.in_sector.add(tid)
         return out
 
     def missing(self, ids: Sequence[str], batch: int = 5000) -> list[str]:
@@ -432,8 +487,7 @@ class LexicalIndex:
         doc = s.doc(addr)
         raw = doc.get_first("card")
         return Hit(id=doc.get_first("id"), score=float(score), sector=doc.get_first("sector") or "",
-                   raw=bytes(raw) if raw else b"",
-                   addr=(addr.segment_ord, addr.doc))
+                   raw=bytes(raw) if raw else b"", addr=(addr.segment_ord, addr.doc), searcher=s)
 
 
 _OPEN: dict[str, LexicalIndex] = {}
