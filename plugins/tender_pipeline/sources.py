@@ -246,28 +246,32 @@ def download(src: SourceFile, dest_dir: Path, s3_client=None, timeout: float = 1
     digest = hashlib.sha256(src.uri.encode()).hexdigest()[:8]
     dest = dest_dir / f"{digest}-{src.name}"
     tmp = dest.with_name("." + dest.name + ".part")
-    if is_http(src.uri):
-        with httpx.stream("GET", src.uri, timeout=timeout, follow_redirects=True) as resp:
-            if resp.status_code == 404:
-                log.info("no batch at %s (404)", redact(src.uri))
-                return None
-            if resp.is_error:  # httpx's own message would quote the URL's credentials and signature
-                raise httpx.HTTPStatusError(f"HTTP {resp.status_code} from {redact(src.uri)}",
-                                            request=resp.request, response=resp) from None
-            with tmp.open("wb") as fh:
-                for chunk in resp.iter_bytes():
-                    fh.write(chunk)
-        if not _supported(dest.name):  # URL without a suffix: trust the content type
-            kind = resp.headers.get("content-type", "")
-            suffix = ".xlsx" if "spreadsheet" in kind else ".csv"
-            dest = dest.with_name(dest.name + suffix)
-    elif is_s3(src.uri):
-        bucket, key = _split_s3(src.uri)
-        s3_client.download_file(bucket, key, str(tmp))
-    else:
-        if not Path(src.uri).is_file():
-            raise SourceNotFoundError(f"source not found: {src.uri}")
-        shutil.copyfile(src.uri, tmp)
+    try:
+        if is_http(src.uri):
+            with httpx.stream("GET", src.uri, timeout=timeout, follow_redirects=True) as resp:
+                if resp.status_code == 404:
+                    log.info("no batch at %s (404)", redact(src.uri))
+                    return None
+                if resp.is_error:  # httpx's own message would quote the URL's credentials and signature
+                    raise httpx.HTTPStatusError(f"HTTP {resp.status_code} from {redact(src.uri)}",
+                                                request=resp.request, response=resp) from None
+                with tmp.open("wb") as fh:
+                    for chunk in resp.iter_bytes():
+                        fh.write(chunk)
+            if not _supported(dest.name):  # URL without a suffix: trust the content type
+                kind = resp.headers.get("content-type", "")
+                suffix = ".xlsx" if "spreadsheet" in kind else ".csv"
+                dest = dest.with_name(dest.name + suffix)
+        elif is_s3(src.uri):
+            bucket, key = _split_s3(src.uri)
+            s3_client.download_file(bucket, key, str(tmp))
+        else:
+            if not Path(src.uri).is_file():
+                raise SourceNotFoundError(f"source not found: {src.uri}")
+            shutil.copyfile(src.uri, tmp)
+    except BaseException:  # a failed copy (disk full, network) must not keep holding the space
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, dest)
     return dest
 
