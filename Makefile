@@ -14,7 +14,7 @@ help:
 	@echo "make down   stop a stack started by 'make up' (by the PIDs in .pids/)"
 	@echo "make lint   ruff"
 	@echo "make bench  the benchmarks under bench/ (JSON to stdout and bench/out/)"
-	@echo "make audit  pip-audit of the pinned requirements (needs pypi.org's JSON API)"
+	@echo "make audit  pip-audit of the pinned requirements (needs pypi.org JSON API or OSV; README \"Dependencies\")"
 
 setup:
 	@scripts/setup.sh

@@ -113,6 +113,7 @@ print((end - timedelta(hours=6)).strftime("%Y-%m-%d/%H"))')
 batch_dir=$INCOMING_URI$interval_start
 mkdir -p "$batch_dir"
 cp "$SAMPLE" "$batch_dir/"
+touch "$batch_dir/_SUCCESS"  # the folder is complete: taken now, without waiting INCOMING_SETTLE_S
 log "sample batch: ${batch_dir#"$ROOT"/}/$(basename "$SAMPLE")"
 
 log "waiting for the dag-processor to register $DAG_ID"

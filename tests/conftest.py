@@ -25,6 +25,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 # the API migrates its database at start-up: keep test apps out of the checkout's data/ folder
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{_AIRFLOW_HOME / 'tender_search.db'}")
+# tests write a batch and run at once: no settle wait unless a test sets one (tests/test_incoming_settle.py)
+os.environ.setdefault("INCOMING_SETTLE_S", "0")
 # the offline backends are what tests exercise unless a test opts into Gemini
 os.environ.pop("GEMINI_API_KEY", None)
 

@@ -74,6 +74,8 @@ def test_owner_tokens_isolate_saved_searches(api):
 @pytest.mark.parametrize("body, field", [
     ({"params": {"q": " "}}, "params"),
     ({"params": {"q": "x", "min_value": 10, "max_value": 1}}, "params"),
+    ({"params": {"q": "x", "open_only": 0}}, "params"),  # JSON types exactly, as POST /search (schemathesis)
+    ({"params": {"q": "x", "include_corrigendum": "yes"}}, "params"),
     ({"delivery": "webhook"}, "body"),
     ({"delivery": "email", "email": "not-an-address"}, "email"),
     ({"delivery": "sms"}, "delivery"),
@@ -131,3 +133,29 @@ def test_feed_needs_its_key_and_is_atom(api):
     assert root.find(f"{ATOM}title").text == "Tender alerts: roads"
     assert root.find(f"{ATOM}id").text and root.find(f"{ATOM}updated").text
     assert root.findall(f"{ATOM}entry") == []
+
+
+def test_feed_with_a_non_ascii_key_is_422_not_500(api):
+    """schemathesis found it: compare_digest refuses non-ASCII str, which was a 500."""
+    search = _create(api)
+    for key in ("é", "ключ", "a\u200bb"):
+        response = api.get(f"/saved-searches/{search['id']}/feed", params={"key": key})
+        assert response.status_code == 422, (key, response.status_code, response.text)
+
+
+def test_post_with_an_authorization_header_that_is_not_a_token_is_401_not_a_new_owner(api):
+    """Only no header at all mints a token; a wrong scheme or a malformed token is refused, as on every route."""
+    body = {"name": "roads", "params": {"q": "road works"}}
+    for header in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer not-a-token", "tsk_" + "a" * 43):
+        response = api.post("/saved-searches", json=body, headers={"Authorization": header})
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer", header
+    assert api.post("/saved-searches", json=body).status_code == 201
+
+
+def test_openapi_declares_the_bearer_token_optional_on_post_and_required_elsewhere(api):
+    paths = api.get("/openapi.json").json()["paths"]
+    assert sorted(map(str, paths["/saved-searches"]["post"]["security"])) == ["{'HTTPBearer': []}", "{}"]
+    for path, method in (("/saved-searches", "get"), ("/saved-searches/{search_id}", "get"),
+                         ("/saved-searches/{search_id}", "delete")):
+        assert paths[path][method]["security"] == [{"HTTPBearer": []}], (path, method)
+    assert "security" not in paths["/saved-searches/{search_id}/feed"]["get"]  # the key in the URL is the secret

@@ -12,6 +12,7 @@ from tender_pipeline import pipeline
 from tender_pipeline.errors import USER_ERRORS
 from tender_pipeline.settings import get_settings
 from tender_pipeline.sources import is_s3
+from tender_pipeline.staging import StagingWriteError
 from tender_pipeline.store import ChromaUnavailableError
 
 
@@ -90,7 +91,8 @@ def database(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tender_pipeline", description=__doc__,
-        epilog="exit status: 0 done, 2 bad input or configuration, 3 Chroma unreachable (retry later)")
+        epilog="exit status: 0 done, 2 bad input or configuration, 3 Chroma unreachable or staging full/"
+               "not writable (retry later)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", help="ingest a file, folder, s3:// or http(s):// source")
     p.add_argument("source", help="path or URI of a batch file or folder")
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ChromaUnavailableError as exc:  # a passing fault: the same command works once Chroma is back
+    except (ChromaUnavailableError, StagingWriteError) as exc:  # passing faults: the same command works later
         print(f"error: {exc}", file=sys.stderr)
         return 3
 

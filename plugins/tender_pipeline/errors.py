@@ -2,6 +2,10 @@
 
 The CLI prints them without a traceback; the DAG fails the task at once
 (retrying cannot fix a bad file). Kept in one place so both agree.
+
+Environment faults are deliberately not here, so the DAG retries them and the
+CLI exits 3: Chroma unreachable (``store.ChromaUnavailableError``) and a staging
+volume that is full or not writable (``staging.StagingWriteError``).
 """
 
 from __future__ import annotations

@@ -76,20 +76,26 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
     """Stage the run's batch files; returns the run's staging folder.
 
     With ``source`` the named file/folder/URI is taken as is. Otherwise the
-    files of ``interval`` are listed under INCOMING_URI and each is claimed in
-    the ledger; files another run already claimed are skipped (unless ``force``).
+    complete files of ``interval`` are listed under INCOMING_URI (plus files
+    earlier runs found still being written, now complete: see ``sources``) and
+    each is claimed in the ledger; files another run already claimed are
+    skipped (unless ``force``). Files not complete yet are noted, not claimed.
     """
     run = staging.run_dir(settings.staging_uri, run_id)
+    staging.check_writable(run)  # a full or read-only staging volume fails here, in one line
     with _stage(run, "fetch") as stats:
+        ledger = sources.Ledger(settings.ledger_dir)
+        pending: list[dict] = []
+        late: set[str] = set()
+        noted: set[str] = set()
         if source:
             listed = sources.list_source(source, s3_client)
             use_ledger = False
         elif interval is not None:
-            listed = sources.list_interval(settings.incoming_uri, *interval, s3_client=s3_client)
+            listed, pending, late, noted = _interval_files(settings, ledger, run_id, interval, s3_client)
             use_ledger = True
         else:
             raise ValueError("fetch needs a source or a data interval")
-        ledger = sources.Ledger(settings.ledger_dir)
         raw_dir = run / "raw"
         for old in staging.listdir(raw_dir):  # a retry starts from a clean slate
             old.unlink()
@@ -98,23 +104,64 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
             # local staging downloads in place; remote staging lands here, then uploads
             landing = raw_dir if isinstance(raw_dir, Path) else Path(tmp)
             for src in listed:
-                path = sources.download(src, landing, s3_client)
+                with staging.write_guard(landing, f"fetching {src.name}",
+                                         "staging" if landing is raw_dir else "temp folder"):
+                    path = sources.download(src, landing, s3_client)
                 if path is None:
                     continue
                 sha = sources.file_sha256(path)
-                if use_ledger and not force and not ledger.claim(src.uri, sha, run_id):
+                claimed = not use_ledger or force or ledger.claim(src.uri, sha, run_id)
+                if src.uri in noted:
+                    ledger.clear_pending(src.uri)  # complete now: taken by this run or (claimed) by another
+                if not claimed:
                     skipped.append({"uri": sources.redact(src.uri), "claimed_by": ledger.owner(src.uri, sha)})
                     path.unlink()
                     continue
                 if landing is not raw_dir:
                     staging.put_file(path, raw_dir / path.name, move=True)
                 files.append({"uri": sources.redact(src.uri), "name": src.name, "staged": path.name,
-                              "sha256": sha})
-        stats.update(run_id=run_id, files=files, skipped_files=skipped,
+                              "sha256": sha, **({"late": True} if src.uri in late else {})})
+        stats.update(run_id=run_id, files=files, skipped_files=skipped, pending_files=pending,
+                     late_files=sum(1 for f in files if f.get("late")),
                      interval=[t.isoformat() for t in interval] if interval else None,
                      source=sources.redact(source) if source else None)
         log.info("fetched %d file(s), skipped %d already ingested", len(files), len(skipped))
+        if pending:
+            log.warning("%d file(s) not complete yet, left for a later run: %s", len(pending),
+                        "; ".join(f"{p['uri']} ({p['reason']})" for p in pending))
     return str(run)
+
+
+def _interval_files(settings: Settings, ledger: sources.Ledger, run_id: str, interval: tuple[datetime, datetime],
+                    s3_client) -> tuple[list[sources.SourceFile], list[dict], set[str], set[str]]:
+    """The interval's complete files plus earlier runs' pending files that are complete now.
+
+    Returns (files to take, files still pending with reasons, URIs of the late ones, URIs with a pending
+    note). Pending files are noted in the ledger, so a later run re-checks them even though their hour
+    folder is no longer its own.
+    """
+    rule = sources.SettleRule.from_settings(settings)
+    listing = sources.scan_interval(settings.incoming_uri, *interval, rule, s3_client)
+    own = {src.uri for src in listing.ready} | {src.uri for src, _ in listing.pending}
+    listed, waiting = list(listing.ready), list(listing.pending)
+    late: set[str] = set()
+    noted = {note["uri"] for note in ledger.pending()}
+    for uri in sorted(noted):
+        if uri in own:
+            continue
+        src = sources.SourceFile(uri)
+        reason = sources.recheck(src, rule, s3_client)
+        if reason == "gone":
+            log.warning("pending file %s is gone; forgetting it", sources.redact(uri))
+            ledger.clear_pending(uri)
+        elif reason:
+            waiting.append((src, reason))
+        else:
+            listed.append(src)
+            late.add(uri)
+    for src, reason in waiting:
+        ledger.note_pending(src.uri, run_id, reason)
+    return listed, [{"uri": sources.redact(s.uri), "reason": r} for s, r in waiting], late, noted
 
 
 # --------------------------------------------------------------------------- validate
@@ -269,6 +316,7 @@ def summarize(run: staging.StagePath) -> dict[str, Any]:
     return {
         "run_id": f.get("run_id"), "files": len(f.get("files", [])),
         "skipped_files": len(f.get("skipped_files", [])),
+        "pending_files": len(f.get("pending_files", [])), "late_files": f.get("late_files", 0),
         "rows_read": v.get("rows_read", 0), "valid": v.get("valid", 0),
         "quarantined": v.get("quarantined", 0), "duplicates": v.get("duplicates", 0),
         "unchanged": e.get("unchanged", 0), "enriched": e.get("enriched", 0),

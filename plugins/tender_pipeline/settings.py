@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     incoming_uri: str = "data/incoming/"
     staging_uri: str = "data/staging/"
     ledger_uri: str = ""  # default: <staging_uri>/_ledger
+    # a batch file still being written is not taken (sources.py): a folder with the marker is complete;
+    # otherwise a local file must be untouched for incoming_settle_s; require_marker: no marker, no files
+    incoming_settle_s: float = Field(60.0, ge=0)
+    incoming_marker: str = Field("_SUCCESS", pattern=r"^[A-Za-z0-9._-]*$")
+    incoming_require_marker: bool = False
     quarantine_threshold: float = Field(0.20, ge=0.0, le=1.0)
     profile: str = ""  # force a column-mapping profile; empty = detect from header
     profiles_path: str = ""  # extra user profile files/dirs, os.pathsep-separated

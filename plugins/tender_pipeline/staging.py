@@ -16,11 +16,18 @@ Every write is atomic, so a retried task never reads half a file: locally a
 temp file in the same folder and ``os.replace``; on object storage a local
 temp file uploaded as one object (a PUT, or a multipart upload, appears whole
 or not at all). Large artefacts are streamed in both directions.
+
+A staging folder that is full or not writable raises :class:`StagingWriteError`,
+one line naming the folder and the cause: an environment fault like Chroma
+being down (the DAG retries it, the CLI exits 3), never bad input. Since every
+write is atomic, the failed write leaves nothing behind that a later stage or
+``summary.json`` could take for done.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -35,6 +42,46 @@ from urllib.parse import urlparse
 import numpy as np
 
 # --------------------------------------------------------------------------- locations
+
+
+class StagingWriteError(OSError):
+    """Staging is full or not writable: fix the volume (or STAGING_URI) and retry; not the input's fault."""
+
+
+_UNWRITABLE = {
+    errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the file system", errno.EROFS: "not writable (read-only file system)",
+    errno.EACCES: "not writable (permission denied)", errno.EPERM: "not writable (operation not permitted)",
+}
+
+
+def _under(name: object, folder: Path) -> bool:
+    try:
+        return Path(os.fsdecode(name)).resolve().is_relative_to(folder.resolve())  # type: ignore[arg-type]
+    except (TypeError, ValueError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def write_guard(folder: Path, doing: str, label: str = "staging") -> Iterator[None]:
+    """Turn "disk full"/"read-only" while writing under ``folder`` into one :class:`StagingWriteError` line.
+
+    Permission errors about some other file (a source we read) pass through unchanged.
+    """
+    try:
+        yield
+    except StagingWriteError:
+        raise
+    except OSError as exc:
+        reason = _UNWRITABLE.get(exc.errno or 0)
+        about_other = exc.errno in (errno.EACCES, errno.EPERM) and exc.filename is not None \
+            and not _under(exc.filename, folder)
+        if reason is None or about_other:
+            raise
+        err = StagingWriteError(f"{label} {folder}: {reason} while {doing}; free space or make it writable, "
+                                "then retry")
+        err.errno = exc.errno
+        raise err from None
 
 
 class UnsafeStoreError(RuntimeError):
@@ -355,21 +402,26 @@ def writer(path: StagePath | str, mode: str = "w") -> Iterator[IO]:
     path = location(path)
     text = "b" not in mode
     opts: dict[str, Any] = {"encoding": "utf-8", "newline": ""} if text else {}
-    if isinstance(path, Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    else:
-        fd, tmp = tempfile.mkstemp(prefix=f"staging-{path.name}.")
-    try:
-        with os.fdopen(fd, "w" + ("" if text else "b"), **opts) as fh:
-            yield fh
-        if isinstance(path, Path):
-            os.replace(tmp, path)
-        else:
-            path.store.put_file(Path(tmp), path.uri)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    local = isinstance(path, Path)
+    folder, label = (path.parent, "staging") if local else (Path(tempfile.gettempdir()), f"temp folder for {path}")
+    tmp = None
+    with write_guard(folder, f"writing {path.name}", label):
+        try:
+            if local:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            else:
+                fd, tmp = tempfile.mkstemp(prefix=f"staging-{path.name}.")
+            with os.fdopen(fd, "w" + ("" if text else "b"), **opts) as fh:
+                yield fh
+            if local:
+                os.replace(tmp, path)
+            else:
+                path.store.put_file(Path(tmp), path.uri)
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
 
 
 def put_file(src: Path, dest: StagePath | str, *, move: bool = False) -> None:
@@ -377,7 +429,8 @@ def put_file(src: Path, dest: StagePath | str, *, move: bool = False) -> None:
     dest = location(dest)
     if isinstance(dest, Path):
         if move and src.parent.resolve() == dest.parent.resolve():
-            os.replace(src, dest)
+            with write_guard(dest.parent, f"writing {dest.name}"):
+                os.replace(src, dest)
             return
         with writer(dest, "wb") as out, src.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -410,18 +463,32 @@ def create_exclusive(path: StagePath | str, data: bytes) -> bool:
     path = location(path)
     if not isinstance(path, Path):
         return path.store.create(path.uri, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+    tmp = None
+    with write_guard(path.parent, f"writing {path.name}", "ledger"):
         try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        os.unlink(tmp)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            if tmp is not None:
+                os.unlink(tmp)
+
+
+def check_writable(folder: StagePath | str) -> None:
+    """Fail early, in one line, when a local staging folder cannot take a file (object stores: no-op)."""
+    folder = location(folder)
+    if isinstance(folder, Path):
+        probe = folder / ".write-probe"
+        with writer(probe) as fh:
+            fh.write("ok")
+        with write_guard(folder, "removing .write-probe"):
+            probe.unlink(missing_ok=True)
 
 
 def listdir(path: StagePath | str) -> list[StagePath]:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from search_api.models import SearchParams
+from search_api.models import SearchBody
 
 EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 Delivery = Literal["webhook", "email", "feed"]
@@ -25,7 +25,7 @@ class SavedSearchIn(BaseModel):
     ]})
 
     name: str = Field(min_length=1, max_length=200, description="A label for people.")
-    params: SearchParams = Field(description="Query and filters exactly as /search takes them "
+    params: SearchBody = Field(description="Query and filters exactly as POST /search takes them "
                                              "(limit and offset are ignored).")
     delivery: Delivery = Field("feed", description="webhook, email or feed (the Atom feed works for all).")
     webhook_url: str | None = Field(None, max_length=2048, description="http(s) URL POSTed with each batch's "

@@ -61,8 +61,17 @@ def owner(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(be
     return token_hash(credentials.credentials)
 
 
-def optional_owner(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
+def optional_owner(request: Request,
+                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
+    """None without an Authorization header (a new owner); a header that is not a valid token is a 401."""
+    if credentials is None and "authorization" in request.headers:  # not "Bearer <token>": never a new owner
+        raise _unauthorized("malformed owner token: send 'Authorization: Bearer <token>' or no header at all")
     return None if credentials is None else owner(credentials)
+
+
+def same_secret(stored: str, given: str) -> bool:
+    """Constant-time comparison that accepts any text (compare_digest on str refuses non-ASCII: a 500)."""
+    return secrets.compare_digest(stored.encode("utf-8"), given.encode("utf-8"))
 
 
 def _out(search: SavedSearch, cls=SavedSearchOut, **extra) -> SavedSearchOut:
@@ -84,7 +93,9 @@ def _db_urls(services) -> list[str | None]:
                          "with `email` a digest is sent per batch; every search has an Atom feed (`feed_url`).",
              responses={422: {"model": ErrorBody, "description": "Invalid search, delivery or webhook URL "
                                                                  "(non-http(s), link-local/metadata or database "
-                                                                 "address)."}, **UNAUTHORIZED})
+                                                                 "address)."}, **UNAUTHORIZED},
+             # the token is optional here (none mints one): `{}` in the security list says so in OpenAPI
+             openapi_extra={"security": [{}]})
 def create(body: SavedSearchIn, services: ServicesDep,
            owner_hash: Annotated[str | None, Depends(optional_owner)]) -> SavedSearchCreated:
     if body.delivery == "webhook":
@@ -119,7 +130,7 @@ def list_mine(services: ServicesDep, owner_hash: Annotated[str, Depends(owner)])
 
 def _mine(session, search_id: str, owner_hash: str) -> SavedSearch:
     search = session.get(SavedSearch, search_id)
-    if search is None or not secrets.compare_digest(search.owner_hash, owner_hash):
+    if search is None or not same_secret(search.owner_hash, owner_hash):
         raise HTTPException(404, detail=f"no saved search {search_id!r}")
     return search
 
@@ -168,10 +179,10 @@ FEED_EXAMPLE = ('<?xml version=\'1.0\' encoding=\'utf-8\'?>\n<feed xmlns="http:/
                              "description": "Atom 1.0 feed."},
                        **NOT_FOUND})
 def atom_feed(search_id: SearchId, request: Request, services: ServicesDep,
-              key: Annotated[str, Query(min_length=1, max_length=100)]) -> Response:
+              key: Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]) -> Response:
     with services.database.session() as session:
         search = session.get(SavedSearch, search_id)
-        if search is None or not secrets.compare_digest(search.feed_key, key):
+        if search is None or not same_secret(search.feed_key, key):
             raise HTTPException(404, detail=f"no saved search {search_id!r} with this feed key")
         matches = list(session.scalars(select(AlertMatch).where(AlertMatch.saved_search_id == search.id)
                                        .order_by(AlertMatch.matched_at.desc(), AlertMatch.id.desc())
