@@ -321,7 +321,8 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "CHROMA_HOST": "127.0.0.1",
            "TENDER_COLLECTION": COLLECTION, "LEXICAL_INDEX_PATH": str(work / "lexical"),
            "STAGING_URI": str(work / "staging"), "FEEDBACK_PATH": str(work / "feedback.jsonl"),
-           "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+           "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False",
+           "RATE_LIMIT": ""}  # one load client stands for many users: the per-client limit is off
     chroma = api = None
     try:
         records, origin = real_records(args.real_records)
