@@ -11,7 +11,6 @@ Atom feed validates as XML with the expected entries. ``upsert`` must record a
 
 from __future__ import annotations
 
-import csv
 import json
 import uuid
 from email import message_from_bytes, policy
@@ -27,6 +26,7 @@ from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tender_pipeline import staging
 from tender_pipeline.db import AlertMatch, make_engine, session_factory
+from tests.batches import read_rows, write_rows
 from tests.conftest import ROOT
 from tests.services import free_port
 from tests.trap import Receiver
@@ -80,19 +80,6 @@ class Inbox:
         return "250 OK"
 
 
-def _rows(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _write(path: Path, rows: list[dict]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def _ingest(dag, source: Path) -> dict:
     run = dag.test(run_conf={**INGEST_CONF, "source": str(source)})
     assert run.state == "success", run.state
@@ -127,7 +114,7 @@ def _items(receiver: Receiver) -> list[list[tuple[str, str]]]:
 def test_alerts_after_each_batch(tender_dag, alerts_dag, env, monkeypatch, tmp_path, sample_csv):
     from aiosmtpd.controller import Controller
 
-    rows = _rows(sample_csv)[:120]
+    rows = read_rows(sample_csv)[:120]
     hospital = {r["tender_id"] for r in rows if r["title"] == HOSPITAL}
     laptops = {r["tender_id"] for r in rows if r["title"] == "Supply of laptops and desktop computers"}
     solar = {r["tender_id"] for r in rows if r["title"] == "Supply and installation of solar street lights"}
@@ -158,7 +145,7 @@ def test_alerts_after_each_batch(tender_dag, alerts_dag, env, monkeypatch, tmp_p
                             delivery="webhook", webhook_url=broken.url)
 
             # 1. a batch: the upsert's asset event names the staging folder and queues tender_alerts
-            batch = _write(tmp_path / "batch.csv", rows)
+            batch = write_rows(tmp_path / "batch.csv", rows)
             first = _ingest(tender_dag, batch)
             (dag_id, task_id, extra), queued = _latest_tenders_event()
             assert (dag_id, task_id) == ("tender_ingest", "upsert")
@@ -206,7 +193,7 @@ def test_alerts_after_each_batch(tender_dag, alerts_dag, env, monkeypatch, tmp_p
                        cancelled: {"title": "Corrigendum: tender cancelled",
                                    "description": "This procurement has been withdrawn by the buyer."}}
             corrected = [dict(r, **changed.get(r["tender_id"], {})) for r in rows]
-            third = _ingest(tender_dag, _write(tmp_path / "corrigendum.csv", corrected))
+            third = _ingest(tender_dag, write_rows(tmp_path / "corrigendum.csv", corrected))
             assert (third["updated"], third["inserted"]) == (2, 0)
             update = _alerts(alerts_dag, third["staging_dir"])
             assert len(hook.requests) == 2

@@ -8,7 +8,6 @@ of Chroma fires each fault at an exact moment (as the upsert request passes).
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 
 from tender_pipeline import pipeline, staging
 from tender_pipeline.settings import Settings
+from tests.batches import read_rows, write_rows
 from tests.conftest import ROOT
 from tests.services import BIN, Service, free_port, wait_http
 from tests.tcp_proxy import TripwireProxy
@@ -60,14 +60,8 @@ def task_process(stage: str, run: str, settings: Settings) -> subprocess.Popen:
 
 
 def batch(tmp_path: Path, sample_csv: Path, rows: int = ROWS) -> tuple[Path, list[str]]:
-    with sample_csv.open(newline="", encoding="utf-8") as fh:
-        data = list(csv.DictReader(fh))[:rows]
-    path = tmp_path / "batch.csv"
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(data[0]))
-        writer.writeheader()
-        writer.writerows(data)
-    return path, [r["tender_id"] for r in data]
+    data = read_rows(sample_csv)[:rows]
+    return write_rows(tmp_path / "batch.csv", data), [r["tender_id"] for r in data]
 
 
 def ids_in(settings: Settings, port: int) -> list[str]:

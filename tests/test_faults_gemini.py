@@ -8,13 +8,13 @@ fallbacks, and say so in its summary.
 
 from __future__ import annotations
 
-import csv
 import uuid
 
 import chromadb
 import pytest
 
 from tender_pipeline import pipeline
+from tests.batches import read_rows, write_rows
 from tests.gemini_fake import Drop, FakeGemini, Foreign, Malformed, Slow, Status, gemini_settings
 
 pytestmark = pytest.mark.slow
@@ -22,13 +22,8 @@ ROWS = 45
 
 
 def test_run_survives_every_gemini_fault_and_counts_the_fallbacks(tmp_path, sample_csv, chroma):
-    with sample_csv.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))[:ROWS]
-    path = tmp_path / "batch.csv"
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    rows = read_rows(sample_csv)[:ROWS]
+    path = write_rows(tmp_path / "batch.csv", rows)
     never = {rows[3]["tender_id"], rows[30]["tender_id"]}
     host, port = chroma
     with FakeGemini() as fake:

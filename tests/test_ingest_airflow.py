@@ -8,7 +8,6 @@ re-embedded alone, a title finds its own tender, and fetch works from S3
 
 from __future__ import annotations
 
-import csv
 import functools
 import http.server
 import json
@@ -24,6 +23,7 @@ import pytest
 from tender_pipeline import staging
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.settings import Settings
+from tests.batches import read_rows, write_rows
 
 UTC = UTC
 
@@ -56,28 +56,15 @@ def run_dag(dag, settings: Settings, run_conf: dict | None = None, **kwargs) -> 
     return staging.read_json(staging.run_dir(settings.staging_uri, dag_run.run_id) / "summary.json")
 
 
-def _rows(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _write(path: Path, rows: list[dict]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def _snapshot(collection) -> dict:
     got = collection.get(include=["metadatas", "documents"])
     return {i: (m, d) for i, m, d in zip(got["ids"], got["metadatas"], got["documents"], strict=True)}
 
 
 def test_ingest_rerun_and_change(tender_dag, env, tmp_path, sample_csv):
-    rows = _rows(sample_csv)
+    rows = read_rows(sample_csv)
     bad = dict(rows[0], tender_id="BAD-1", title="")
-    batch = _write(tmp_path / "batch.csv", rows + [bad])
+    batch = write_rows(tmp_path / "batch.csv", rows + [bad])
     conf = {"source": str(batch)}
 
     first = run_dag(tender_dag, env, run_conf=conf)
@@ -85,7 +72,7 @@ def test_ingest_rerun_and_change(tender_dag, env, tmp_path, sample_csv):
     assert first["enriched"] == first["embedded"] == first["upserted"] == 240
     collection = _collection(env)
     assert collection.count() == 240
-    quarantine = _rows(Path(first["staging_dir"]) / "quarantine.csv")
+    quarantine = read_rows(Path(first["staging_dir"]) / "quarantine.csv")
     assert [(q["file"], q["row"], q["field"], q["tender_id"]) for q in quarantine] == \
         [("batch.csv", "242", "title", "BAD-1")]
     assert "required" in quarantine[0]["reason"]
@@ -100,7 +87,7 @@ def test_ingest_rerun_and_change(tender_dag, env, tmp_path, sample_csv):
 
     changed_id = rows[10]["tender_id"]
     rows[10]["description"] += " Includes a two-year maintenance period."
-    _write(batch, rows)
+    write_rows(batch, rows)
     third = run_dag(tender_dag, env, run_conf=conf)
     assert (third["enriched"], third["embedded"], third["upserted"], third["updated"]) == (1, 1, 1, 1)
     after = _snapshot(collection)
@@ -111,7 +98,7 @@ def test_ingest_rerun_and_change(tender_dag, env, tmp_path, sample_csv):
 
 def test_title_embedding_finds_its_tender(tender_dag, env, sample_csv):
     run_dag(tender_dag, env, run_conf={"source": str(sample_csv), "limit": 120})
-    rows = _rows(sample_csv)[:120]
+    rows = read_rows(sample_csv)[:120]
     titles = [r["title"] for r in rows]
     unique = [r for r in rows if titles.count(r["title"]) == 1][:5]
     assert unique
@@ -124,7 +111,7 @@ def test_title_embedding_finds_its_tender(tender_dag, env, sample_csv):
 def test_scheduled_intervals_from_s3_through_aws_default(tender_dag, env, monkeypatch, tmp_path, sample_csv):
     from tests.services import moto_s3_server
 
-    rows = _rows(sample_csv)
+    rows = read_rows(sample_csv)
     with moto_s3_server(tmp_path) as endpoint:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
             "conn_type": "aws", "login": "test", "password": "test",
@@ -133,8 +120,8 @@ def test_scheduled_intervals_from_s3_through_aws_default(tender_dag, env, monkey
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="test", aws_secret_access_key="test")
         s3.create_bucket(Bucket="tender-batches")
-        early = _write(tmp_path / "early.csv", rows[:30])
-        late = _write(tmp_path / "late.csv", rows[30:50])
+        early = write_rows(tmp_path / "early.csv", rows[:30])
+        late = write_rows(tmp_path / "late.csv", rows[30:50])
         s3.upload_file(str(early), "tender-batches", "incoming/2026-11-27/01/early.csv")
         s3.upload_file(str(late), "tender-batches", "incoming/2026-11-27/07/late.csv")
 
@@ -151,7 +138,7 @@ def test_scheduled_intervals_from_s3_through_aws_default(tender_dag, env, monkey
 def test_manual_run_from_http_url(tender_dag, env, tmp_path, sample_csv):
     root = tmp_path / "www"
     root.mkdir()
-    _write(root / "export.csv", _rows(sample_csv)[:15])
+    write_rows(root / "export.csv", read_rows(sample_csv)[:15])
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
