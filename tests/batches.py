@@ -26,6 +26,12 @@ def read_table(path: Path) -> tuple[list[str], list[dict]]:
         return list(reader.fieldnames or []), list(reader)
 
 
+def sample_chunks(size: int, count: int) -> tuple[list[str], list[list[dict]]]:
+    """The sample's header and its first ``count`` slices of ``size`` rows (disjoint batches)."""
+    header, rows = read_table(SAMPLE)
+    return header, [rows[i * size:(i + 1) * size] for i in range(count)]
+
+
 def csv_bytes(rows: list[dict], header: list[str] | None = None) -> bytes:
     """``rows`` as a CSV file's content; the header defaults to the first row's keys."""
     out = io.StringIO()

@@ -21,46 +21,38 @@ CI=true that is a failure instead.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
 import socket
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.services import (
-    AIRFLOW,
-    BIN,
-    REDIS_HOST,
-    REDIS_PORT,
-    AirflowCluster,
-    Service,
-    free_port,
-    moto_s3_server,
-    postgres_database,
-    wait_http,
-)
-from tests.test_celery_airflow import (
+from tests.airflow_cluster import (
     INTERVAL,
-    ROWS_PER_FILE,
-    SAMPLE,
-    _end,
-    _free_redis_db,
-    _require_services,
-    _start,
+    backfills_succeeded,
+    celery_broker,
+    celery_env,
+    interval_end,
+    interval_start,
     latest_complete_interval,
+    require_services,
+    running_cluster,
+    scheduled_success,
+    tails_on_failure,
+    unpause,
 )
+from tests.batches import csv_bytes, sample_chunks
+from tests.services import AIRFLOW, AirflowCluster, Service, free_port, moto_s3_server, postgres_database
 
 DAG_ID = "tender_ingest"
 BUCKET = "tender-multi-worker"
 STAGING_URI = f"s3://{BUCKET}/staging/"
 INCOMING_PREFIX = "incoming/"
+ROWS_PER_FILE = 40
 QUEUES = {"fetch": "ingest", "validate": "ingest", "enrich": "models", "embed": "models", "upsert": "models"}
 
 pytestmark = pytest.mark.slow
@@ -101,22 +93,12 @@ class Worker:
 @pytest.fixture
 def two_worker_airflow(tmp_path):
     """moto S3 + PostgreSQL DB + Redis db + Chroma + Airflow with two workers on separate queues."""
-    _require_services()
-    import redis
-
-    redis_db = _free_redis_db()
-    chroma_port = free_port()
-    with moto_s3_server(tmp_path / "logs") as s3_url, postgres_database() as db_url:
+    require_services("the CeleryExecutor test")
+    with celery_broker() as broker, moto_s3_server(tmp_path / "logs") as s3_url, postgres_database() as db_url:
         _s3(s3_url).create_bucket(Bucket=BUCKET)
-        db_name = db_url.rsplit("/", 1)[1]
-        broker = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
         connection = {"conn_type": "aws", "login": "x", "password": "x",
                       "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"}}
-        cluster = AirflowCluster(tmp_path / "airflow-home", tmp_path / "logs", extra_env={
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CELERY__BROKER_URL": broker,
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@127.0.0.1:5432/{db_name}",
+        dag_env = {
             # a worker that vanishes is noticed in ~a minute, not the default 5
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
@@ -130,30 +112,17 @@ def two_worker_airflow(tmp_path):
             "INCOMING_URI": f"s3://{BUCKET}/{INCOMING_PREFIX}",
             "STAGING_URI": STAGING_URI,
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
-            "CHROMA_HOST": "127.0.0.1",
-            "CHROMA_PORT": str(chroma_port),
-            "TENDER_COLLECTION": "tenders_multi",
-            "ANONYMIZED_TELEMETRY": "False",
-        })
-        cluster.s3_url, cluster.broker = s3_url, broker
-        cluster.add(Service("chroma", [str(BIN / "chroma"), "run", "--path", str(tmp_path / "chroma"),
-                                       "--host", "127.0.0.1", "--port", str(chroma_port)],
-                            tmp_path / "logs" / "chroma.log"))
-        try:
-            cluster.cli("db", "migrate", timeout=600)
-            cluster.cli("pools", "set", "gemini_api", "4", "Gemini API calls")
-            cluster.start("api-server", "scheduler", "dag-processor")
+        }
+
+        def start_workers(cluster: AirflowCluster) -> None:
+            cluster.s3_url, cluster.broker = s3_url, broker
             cluster.workers = {"ingest": Worker(cluster, "ingest", "ingest", tmp_path),
                                "models": Worker(cluster, "models", "models", tmp_path)}
-            wait_http(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", 60, cluster.services["chroma"].proc)
-            cluster.wait_healthy(timeout=240)
+
+        with running_cluster(tmp_path, {**celery_env(db_url, broker), **dag_env}, collection="tenders_multi",
+                             components=("api-server", "scheduler", "dag-processor"),
+                             after_start=start_workers) as cluster:
             yield cluster
-        except BaseException:
-            sys.stderr.write("\n" + cluster.tails(60) + "\n")
-            raise
-        finally:
-            cluster.stop()
-            redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db).flushdb()
 
 
 @pytest.mark.timeout(2700)  # three phases of ~5 tasks each, plus a heartbeat timeout, on 2 shared cores
@@ -163,27 +132,14 @@ def test_two_workers_without_a_shared_disk(two_worker_airflow: AirflowCluster, t
     cluster = two_worker_airflow
     staging.use_s3_client(lambda: _s3(cluster.s3_url))  # this process reads what the workers staged
     try:
-        _scenario(cluster, tmp_path)
-    except BaseException:
-        sys.stderr.write("\n" + cluster.tails(60) + "\n")
-        raise
+        with tails_on_failure(cluster):
+            _scenario(cluster, tmp_path)
     finally:
         staging._STORES.clear()
 
 
-def _batches() -> tuple[list[str], list[list[dict]]]:
-    with SAMPLE.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header, rows = list(reader.fieldnames or []), list(reader)
-    return header, [rows[i * ROWS_PER_FILE:(i + 1) * ROWS_PER_FILE] for i in range(4)]
-
-
 def _put_batch(client, key: str, header: list[str], rows: list[dict]) -> set[str]:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=header)
-    writer.writeheader()
-    writer.writerows(rows)
-    client.put_object(Bucket=BUCKET, Key=key, Body=out.getvalue().encode("utf-8"))
+    client.put_object(Bucket=BUCKET, Key=key, Body=csv_bytes(rows, header))
     return {row["tender_id"] for row in rows}
 
 
@@ -214,7 +170,7 @@ def _scenario(cluster: AirflowCluster, tmp_path: Path) -> None:
     latest = latest_complete_interval(datetime.now(UTC))
     first_backfilled = (latest[0] - 2 * INTERVAL, latest[0] - INTERVAL)
     second_backfilled = (latest[0] - INTERVAL, latest[0])
-    header, chunks = _batches()
+    header, chunks = sample_chunks(ROWS_PER_FILE, 4)
     expected = {
         latest[0]: _put_batch(s3, _slot_key(latest[0] + timedelta(hours=2), "latest.csv"), header, chunks[0]),
         first_backfilled[0]: _put_batch(s3, _slot_key(first_backfilled[0] + timedelta(hours=5), "first.csv"),
@@ -223,24 +179,18 @@ def _scenario(cluster: AirflowCluster, tmp_path: Path) -> None:
     }
 
     cluster.wait_dag(DAG_ID, timeout=180)
-    cluster.request("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+    unpause(cluster, DAG_ID)
 
     # 1. the scheduled run of the latest interval
-    def scheduled_done(runs):
-        return any(r["run_type"] == "scheduled" and _start(r) == latest[0] and r["state"] == "success"
-                   for r in runs)
-
-    cluster.wait_runs(DAG_ID, scheduled_done, timeout=900)
+    cluster.wait_runs(DAG_ID, scheduled_success(latest[0]), timeout=900)
 
     # 2. a backfill of the two intervals before it, two runs at a time
     cluster.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", first_backfilled[0].isoformat(),
                 "--to-date", second_backfilled[0].isoformat(), "--max-active-runs", "2")
-    runs = cluster.wait_runs(
-        DAG_ID, lambda rs: len([r for r in rs if r["run_type"] == "backfill" and r["state"] == "success"]) >= 2,
-        timeout=1200)
-    run_of = {_start(r): r for r in runs if r["state"] == "success" and _start(r) in expected}
+    runs = cluster.wait_runs(DAG_ID, backfills_succeeded(2), timeout=1200)
+    run_of = {interval_start(r): r for r in runs if r["state"] == "success" and interval_start(r) in expected}
     assert set(run_of) == set(expected)
-    assert all(_end(r) - _start(r) == INTERVAL for r in run_of.values())
+    assert all(interval_end(r) - interval_start(r) == INTERVAL for r in run_of.values())
     for start, ids in expected.items():
         _assert_exact(_summary(run_of[start]["dag_run_id"]), ids)
 
