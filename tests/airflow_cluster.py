@@ -32,6 +32,7 @@ from tests.services import (
     AirflowCluster,
     Service,
     free_port,
+    postgres_database,
     postgres_unavailable_reason,
     redis_unavailable_reason,
     wait_http,
@@ -141,11 +142,29 @@ def running_cluster(root: Path, env: dict[str, str], *, collection: str, compone
         cluster.stop()
 
 
+@contextlib.contextmanager
+def celery_cluster(root: Path, env: dict[str, str], *, collection: str, components: tuple[str, ...],
+                   after_start: Callable[[AirflowCluster], None] | None = None) -> Iterator[AirflowCluster]:
+    """``running_cluster`` on CeleryExecutor: a fresh PostgreSQL database as metadata DB and result
+    backend, an empty Redis db as broker; the DB dropped and the broker flushed after the processes stop."""
+    require_services("the CeleryExecutor test")
+    with celery_broker() as broker, postgres_database() as db_url, running_cluster(
+            root, {**celery_env(db_url, broker), **env}, collection=collection, components=components,
+            after_start=after_start) as cluster:
+        yield cluster
+
+
 # --------------------------------------------------------------------------- runs and intervals
 def latest_complete_interval(now: datetime) -> tuple[datetime, datetime]:
     """[start, end) of the last 6-hour interval of `0 0,6,12,18 * * *` (UTC) that has ended."""
     end = now.replace(hour=now.hour - now.hour % 6, minute=0, second=0, microsecond=0)
     return end - INTERVAL, end
+
+
+def backfill_window(now: datetime) -> tuple[tuple[datetime, datetime], ...]:
+    """The latest complete interval (the scheduler's own run), then the two before it (to backfill)."""
+    latest = latest_complete_interval(now)
+    return latest, (latest[0] - 2 * INTERVAL, latest[0] - INTERVAL), (latest[0] - INTERVAL, latest[0])
 
 
 def interval_start(run: dict) -> datetime:

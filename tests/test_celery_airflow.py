@@ -23,21 +23,18 @@ import pytest
 
 from tests.airflow_cluster import (
     INTERVAL,
+    backfill_window,
     backfills_succeeded,
-    celery_broker,
-    celery_env,
+    celery_cluster,
     interval_end,
     interval_start,
-    latest_complete_interval,
     local_storage_env,
-    require_services,
-    running_cluster,
     scheduled_success,
     tails_on_failure,
     unpause,
 )
 from tests.batches import sample_chunks, write_rows
-from tests.services import AirflowCluster, postgres_database
+from tests.services import AirflowCluster
 
 DAG_ID = "tender_ingest"
 ROWS_PER_FILE = 40
@@ -57,7 +54,6 @@ def _slot(incoming: Path, hour: datetime) -> Path:
 @pytest.fixture
 def production_airflow(tmp_path):
     """PostgreSQL DB + Redis db + Chroma + Airflow components; everything stopped and dropped after."""
-    require_services("the CeleryExecutor test")
     dag_env = {
         # The DAG: a start long ago without catchup, so exactly the latest
         # interval is due; no retries, so a failure shows at once.
@@ -66,9 +62,8 @@ def production_airflow(tmp_path):
         "TENDER_RETRIES": "0",
         **local_storage_env(tmp_path),
     }
-    with celery_broker() as broker, postgres_database() as db_url, running_cluster(
-            tmp_path, {**celery_env(db_url, broker), **dag_env}, collection="tenders_celery",
-            components=("api-server", "scheduler", "dag-processor", "celery-worker")) as cluster:
+    with celery_cluster(tmp_path, dag_env, collection="tenders_celery",
+                        components=("api-server", "scheduler", "dag-processor", "celery-worker")) as cluster:
         yield cluster
 
 
@@ -84,9 +79,7 @@ def _scheduled_run_and_backfill(cluster: AirflowCluster, tmp_path: Path) -> None
     from tender_pipeline.sources import Ledger
 
     started = datetime.now(UTC)
-    latest = latest_complete_interval(started)
-    first_backfilled = (latest[0] - 2 * INTERVAL, latest[0] - INTERVAL)
-    second_backfilled = (latest[0] - INTERVAL, latest[0])
+    latest, first_backfilled, second_backfilled = backfill_window(started)
 
     header, chunks = sample_chunks(ROWS_PER_FILE, 4)
     incoming = tmp_path / "incoming"

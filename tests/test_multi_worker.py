@@ -33,20 +33,17 @@ import pytest
 
 from tests.airflow_cluster import (
     INTERVAL,
+    backfill_window,
     backfills_succeeded,
-    celery_broker,
-    celery_env,
+    celery_cluster,
     interval_end,
     interval_start,
-    latest_complete_interval,
-    require_services,
-    running_cluster,
     scheduled_success,
     tails_on_failure,
     unpause,
 )
 from tests.batches import csv_bytes, sample_chunks
-from tests.services import AIRFLOW, AirflowCluster, Service, free_port, moto_s3_server, postgres_database
+from tests.services import AIRFLOW, AirflowCluster, Service, free_port, moto_s3_server
 
 DAG_ID = "tender_ingest"
 BUCKET = "tender-multi-worker"
@@ -93,8 +90,7 @@ class Worker:
 @pytest.fixture
 def two_worker_airflow(tmp_path):
     """moto S3 + PostgreSQL DB + Redis db + Chroma + Airflow with two workers on separate queues."""
-    require_services("the CeleryExecutor test")
-    with celery_broker() as broker, moto_s3_server(tmp_path / "logs") as s3_url, postgres_database() as db_url:
+    with moto_s3_server(tmp_path / "logs") as s3_url:
         _s3(s3_url).create_bucket(Bucket=BUCKET)
         connection = {"conn_type": "aws", "login": "x", "password": "x",
                       "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"}}
@@ -115,13 +111,13 @@ def two_worker_airflow(tmp_path):
         }
 
         def start_workers(cluster: AirflowCluster) -> None:
-            cluster.s3_url, cluster.broker = s3_url, broker
+            cluster.s3_url, cluster.broker = s3_url, cluster.env["AIRFLOW__CELERY__BROKER_URL"]
             cluster.workers = {"ingest": Worker(cluster, "ingest", "ingest", tmp_path),
                                "models": Worker(cluster, "models", "models", tmp_path)}
 
-        with running_cluster(tmp_path, {**celery_env(db_url, broker), **dag_env}, collection="tenders_multi",
-                             components=("api-server", "scheduler", "dag-processor"),
-                             after_start=start_workers) as cluster:
+        with celery_cluster(tmp_path, dag_env, collection="tenders_multi",
+                            components=("api-server", "scheduler", "dag-processor"),
+                            after_start=start_workers) as cluster:
             yield cluster
 
 
@@ -167,9 +163,7 @@ def _scenario(cluster: AirflowCluster, tmp_path: Path) -> None:
 
     s3 = _s3(cluster.s3_url)
     ingest, models = cluster.workers["ingest"], cluster.workers["models"]
-    latest = latest_complete_interval(datetime.now(UTC))
-    first_backfilled = (latest[0] - 2 * INTERVAL, latest[0] - INTERVAL)
-    second_backfilled = (latest[0] - INTERVAL, latest[0])
+    latest, first_backfilled, second_backfilled = backfill_window(datetime.now(UTC))
     header, chunks = sample_chunks(ROWS_PER_FILE, 4)
     expected = {
         latest[0]: _put_batch(s3, _slot_key(latest[0] + timedelta(hours=2), "latest.csv"), header, chunks[0]),
