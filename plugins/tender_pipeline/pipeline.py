@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,21 +200,31 @@ def embed(settings: Settings, run_dir: str) -> str:
     run = staging.location(run_dir)
     lower_priority(settings)
     with _stage(run, "embed") as stats:
-        items = [EnrichedTender.model_validate(row) for row in staging.read_jsonl(run / "enriched.jsonl")]
         embedder = get_embedder(settings)
-        texts = [document_text(item) for item in items]
-        parts: list[np.ndarray] = []
-        with _bar(len(texts), "embed") as bar:
-            for start in range(0, len(texts), EMBED_CHUNK):
-                chunk = texts[start:start + EMBED_CHUNK]
+        total = staging.read_json(run / "enrich.json").get("enriched")
+        parts: list[np.ndarray] = []  # only the vectors stay in memory (1.5 KB a record), not the records
+        with _bar(total or 0, "embed") as bar:
+            for chunk in _chunks((document_text(EnrichedTender.model_validate(row))
+                                  for row in staging.read_jsonl(run / "enriched.jsonl")), EMBED_CHUNK):
                 parts.append(embedder.embed_documents(chunk))
                 bar.update(len(chunk))
         vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
         staging.write_npy(run / "embeddings.npy", vectors)
         usage = getattr(embedder, "usage", None)
-        stats.update(embedded=len(items), model=embedder.model_id, dim=embedder.dim,
+        stats.update(embedded=len(vectors), model=embedder.model_id, dim=embedder.dim,
                      usage=usage() if callable(usage) else {})
     return run_dir
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 # --------------------------------------------------------------------------- upsert
