@@ -13,7 +13,8 @@ child processes one after the other, each with its own peak RSS:
 Each embedding child times ``--slices`` equal slices (wall and process CPU
 seconds, all threads) and the figures are medians over the slices. Printed as
 JSON: embed rows/s and per-CPU-second ratio vs stock, mean cosine to stock,
-the pipeline's rows/s ÷ embed-only rows/s, and the three peak RSS figures.
+the pipeline's rows/s ÷ embed-only rows/s (wall, and per process CPU-second:
+on a shared host read the CPU one), and the three peak RSS figures.
 
     .venv/bin/python bench/ingest_throughput.py --rows 20000
 """
@@ -60,13 +61,16 @@ def write_batch(path: Path, rows: int, seed: int) -> Path:
 # --------------------------------------------------------------------------- children
 def child_ingest(work: Path, host: str, port: int) -> dict:
     settings = Settings(chroma_host=host, chroma_port=port, staging_uri=str(work / "staging"),
+                        lexical_index_path=str(work / "lexical"),  # not the clone's data/lexical
                         tender_collection=f"bench_{uuid.uuid4().hex[:8]}")
+    cpu = time.process_time()
     summary = pipeline.run_all(settings, "bench_ingest", source=str(work / "batch.csv"))
+    cpu = time.process_time() - cpu  # this process, all threads (the Chroma server is another process)
     peak = emb.peak_rss_mb()
     run = Path(summary["staging_dir"])
     texts = [document_text(EnrichedTender.model_validate(r)) for r in staging.read_jsonl(run / "enriched.jsonl")]
     (work / "texts.json").write_text(json.dumps(texts), "utf-8")
-    return {"stage_seconds": summary["seconds"], "upserted": summary["upserted"],
+    return {"stage_seconds": summary["seconds"], "upserted": summary["upserted"], "cpu_seconds": round(cpu, 2),
             "embedder": get_embedder(settings).model_id, "peak_rss_mb": round(peak, 1)}
 
 
@@ -126,22 +130,29 @@ def main() -> None:
     pipeline_rows_per_s = args.rows / total
     per_cpu = embed["median_rows_per_cpu_s"] / stock["median_rows_per_cpu_s"]
     vs_embed_only = pipeline_rows_per_s / embed["median_rows_per_s"]
+    # the same ratio per CPU-second of each process: wall times taken minutes apart on a shared host differ
+    # with the others' load; CPU time does not (Chroma's own CPU is not in it)
+    vs_embed_only_cpu = args.rows / ingest["cpu_seconds"] / embed["median_rows_per_cpu_s"]
     print(json.dumps({
         "benchmark": "ingest_throughput", "rows": args.rows, "threads": emb.threads(), "slices": args.slices,
         "embedder": embed["embedder"], "stock": stock["embedder"],
         "pipeline": {"stage_seconds": {k: round(stages[k], 2) for k in pipeline.STAGES},
                      "records_per_s": {k: round(args.rows / stages[k], 1) for k in pipeline.STAGES if stages[k] > 0},
                      "total_seconds": round(total, 1), "rows_per_s": round(pipeline_rows_per_s, 1),
-                     "upserted": ingest["upserted"], "peak_rss_mb": ingest["peak_rss_mb"]},
+                     "upserted": ingest["upserted"], "peak_rss_mb": ingest["peak_rss_mb"],
+                     "cpu_seconds": ingest["cpu_seconds"],
+                     "rows_per_cpu_s": round(args.rows / ingest["cpu_seconds"], 1)},
         "embed_only": embed, "stock_sentence_transformers": stock,
         "embed_vs_stock_rows_per_s": round(embed["median_rows_per_s"] / stock["median_rows_per_s"], 2),
         "embed_vs_stock_per_cpu_second": round(per_cpu, 2),
         "mean_cosine_to_stock": round(float(cosines.mean()), 4),
         "min_cosine_to_stock": round(float(cosines.min()), 4),
         "pipeline_vs_embed_only": round(vs_embed_only, 3),
+        "pipeline_vs_embed_only_per_cpu_second": round(vs_embed_only_cpu, 3),
         "projected_minutes_per_20k_batch": round(total / args.rows * 20000 / 60, 1),
         "acceptance": {"embed_per_cpu_second_vs_stock >= 2.5": per_cpu >= 2.5,
                        "pipeline_vs_embed_only >= 0.8": vs_embed_only >= 0.8,
+                       "pipeline_vs_embed_only_per_cpu_second >= 0.8": vs_embed_only_cpu >= 0.8,
                        "mean_cosine_to_stock >= 0.99": float(cosines.mean()) >= 0.99,
                        "ingest_peak_rss_mb <= 700": ingest["peak_rss_mb"] <= 700},
     }, indent=2))

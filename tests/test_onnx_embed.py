@@ -148,3 +148,29 @@ def test_build_script_reproduces_the_shipped_model():
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
     assert json.loads(done.stdout)["same_checksums"] is True
+
+
+def test_batches_stay_within_the_token_limit_and_the_sector_scorer_keeps_row_batches(onnx, documents):
+    """Token-limited batches bound the arena (rows x width² in attention); the scorer's argmax keeps its batches."""
+    from tender_pipeline.sector_scores import DivisionScorer
+    from tender_pipeline.taxonomy import load_taxonomy
+
+    texts = documents + ["road maintenance " * 400, "x"]
+    _, tokenizer = onnx._load()
+    lengths = np.array([len(e.ids) for e in tokenizer.encode_batch(texts)])
+    order = np.argsort(-lengths, kind="stable")
+    batches = list(onnx._batches(lengths, order))
+    assert np.array_equal(np.concatenate(batches), order)  # every text once, in order
+    for rows in batches:
+        assert len(rows) <= onnx.batch_size
+        assert len(rows) == 1 or len(rows) * lengths[rows].max() <= onnx.batch_tokens
+    tight = [len(b) for b in onnx.with_batching(100)._batches(lengths, order)]
+    assert tight[0] == 1 and lengths[order[0]] == 256  # a text alone over the limit still runs
+
+    rows_only = onnx.with_batching(None)
+    assert rows_only._loaded is onnx._loaded  # one session for both
+    assert [len(b) for b in rows_only._batches(lengths, order)][:-1] == [rows_only.batch_size] * (len(texts) // 64)
+    cosines = np.sum(onnx.embed_documents(documents) * rows_only.embed_documents(documents), axis=1)
+    assert cosines.min() >= 0.98  # the same model; only int8 activation scales follow the batch
+    scorer = DivisionScorer(load_taxonomy(""), onnx, str.split)
+    assert scorer._embedder.batch_tokens is None and onnx.batch_tokens == 512

@@ -14,11 +14,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -40,10 +40,12 @@ from tender_pipeline.validate import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STAGES = ("fetch", "validate", "enrich", "embed", "upsert")
 ENRICH_CHUNK = 500
 EMBED_CHUNK = 256
+UPSERT_CHUNK = 2000  # within Chroma's max batch (5,461 here), so one request per chunk
 
 
 def _bar(total: int, desc: str):
@@ -247,21 +249,31 @@ def embed(settings: Settings, run_dir: str) -> str:
     run = staging.location(run_dir)
     lower_priority(settings)
     with _stage(run, "embed") as stats:
-        items = [EnrichedTender.model_validate(row) for row in staging.read_jsonl(run / "enriched.jsonl")]
         embedder = get_embedder(settings)
-        texts = [document_text(item) for item in items]
-        parts: list[np.ndarray] = []
-        with _bar(len(texts), "embed") as bar:
-            for start in range(0, len(texts), EMBED_CHUNK):
-                chunk = texts[start:start + EMBED_CHUNK]
+        total = staging.read_json(run / "enrich.json").get("enriched")
+        parts: list[np.ndarray] = []  # only the vectors stay in memory (1.5 KB a record), not the records
+        with _bar(total or 0, "embed") as bar:
+            for chunk in _chunks((document_text(EnrichedTender.model_validate(row))
+                                  for row in staging.read_jsonl(run / "enriched.jsonl")), EMBED_CHUNK):
                 parts.append(embedder.embed_documents(chunk))
                 bar.update(len(chunk))
         vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
         staging.write_npy(run / "embeddings.npy", vectors)
         usage = getattr(embedder, "usage", None)
-        stats.update(embedded=len(items), model=embedder.model_id, dim=embedder.dim,
+        stats.update(embedded=len(vectors), model=embedder.model_id, dim=embedder.dim,
                      usage=usage() if callable(usage) else {})
     return run_dir
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 # --------------------------------------------------------------------------- upsert
@@ -269,32 +281,44 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
     """Write vectors, documents and metadata to Chroma; returns and saves the run summary."""
     run = staging.location(run_dir)
     with _stage(run, "upsert") as stats:
-        rows = list(staging.read_jsonl(run / "enriched.jsonl"))
-        items = [EnrichedTender.model_validate(row) for row in rows]
         vectors = staging.read_npy(run / "embeddings.npy")
-        if len(vectors) != len(items):
-            raise RuntimeError(f"{len(items)} enriched records but {len(vectors)} vectors; rerun embed")
+        enriched = staging.read_json(run / "enrich.json")
+        if len(vectors) != enriched.get("enriched", len(vectors)):
+            raise RuntimeError(f"{enriched['enriched']} enriched records but {len(vectors)} vectors; rerun embed")
         reporter = Reporter.from_settings(settings)  # a bad REPORT_RATES_PATH fails here, before any write
         client, collection = _collection(settings)
         now = datetime.now(UTC)
-        ids = [i.record.tender_id for i in items]
-        texts = [document_text(i) for i in items]
-        metas = [identity.with_versions(store.to_metadata(i, now, reporter), r)
-                 for i, r in zip(items, rows, strict=True)]
         index = lexical.open_index(settings.lexical_dir)
-        with index.writing() as writer, _bar(len(items), "upsert") as bar:  # the one writer of both stores
-            written = store.upsert(collection, ids, vectors, texts, metas, client=client, progress=bar.update)
-            writer.upsert(ids, metas, texts)
-        unchanged = staging.read_json(run / "enrich.json").get("unchanged_ids", [])
+        written, seen = 0, 0
+        inserted, updated, money = Counter(), Counter(), []
+        # in chunks: records, texts and metadata of a 20,000-row batch held at once cost ~250 MB of RSS
+        with index.writing() as writer, _bar(len(vectors), "upsert") as bar:  # the one writer of both stores
+            for rows in _chunks(staging.read_jsonl(run / "enriched.jsonl"), UPSERT_CHUNK):
+                items = [EnrichedTender.model_validate(row) for row in rows]
+                if seen + len(items) > len(vectors):
+                    raise RuntimeError(f"more enriched records than {len(vectors)} vectors; rerun embed")
+                ids = [i.record.tender_id for i in items]
+                texts = [document_text(i) for i in items]
+                metas = [identity.with_versions(store.to_metadata(i, now, reporter), r)
+                         for i, r in zip(items, rows, strict=True)]
+                written += store.upsert(collection, ids, vectors[seen:seen + len(items)], texts, metas,
+                                        client=client, progress=bar.update)
+                writer.upsert(ids, metas, texts)
+                seen += len(items)
+                inserted.update(r["file"] for r in rows if not r["existed"])
+                updated.update(r["file"] for r in rows if r["existed"])
+                money.extend((i.record.value_amount, i.record.currency) for i in items)
+            if seen != len(vectors):
+                raise RuntimeError(f"{seen} enriched records but {len(vectors)} vectors; rerun embed")
+        unchanged = enriched.get("unchanged_ids", [])
         stats.update(upserted=written, lexical_repaired=store.repair_lexical(collection, index, unchanged),
-                     lexical_count=index.num_docs(), inserted=sum(not r["existed"] for r in rows),
-                     updated=sum(bool(r["existed"]) for r in rows),
+                     lexical_count=index.num_docs(), inserted=sum(inserted.values()),
+                     updated=sum(updated.values()),
                      collection_count=collection.count(),
-                     inserted_per_file=dict(Counter(r["file"] for r in rows if not r["existed"])),
-                     updated_per_file=dict(Counter(r["file"] for r in rows if r["existed"])),
+                     inserted_per_file=dict(inserted),
+                     updated_per_file=dict(updated),
                      report_currency=reporter.currency,
-                     unknown_currency=reporter.unknown_currencies(
-                         (i.record.value_amount, i.record.currency) for i in items))
+                     unknown_currency=reporter.unknown_currencies(money))
     summary = summarize(run)
     staging.write_json(run / "summary.json", summary)
     log.info("run summary: %s", {k: v for k, v in summary.items() if k != "per_file"})

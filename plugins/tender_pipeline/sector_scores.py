@@ -27,7 +27,11 @@ class DivisionScorer:
         self.divisions: list[Division] = [taxonomy.divisions[c] for c in sorted(taxonomy.divisions)]
         self._tokenize = tokenize
         self._hints = [set(tokenize(f"{d.label} {d.hints}")) for d in self.divisions]
-        self._embedder = embedder
+        # Rows-only batches (64), as when the labels and hints were tuned: the sector is an argmax over close
+        # cosines and int8 activation scales follow the batch, so a new batching moved 7 % of real notices to
+        # another sector (bench/README.md). These texts are short, so the token limit buys little here.
+        with_batching = getattr(embedder, "with_batching", None)
+        self._embedder = with_batching(None) if with_batching else embedder
         self._vectors: np.ndarray | None = None
         self._lock = threading.Lock()
 

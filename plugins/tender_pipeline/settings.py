@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     taxonomy_path: str = ""
     local_embedder: LocalEmbedderKind = "onnx"  # engine of EMBED_BACKEND=local; torch needs requirements-torch.txt
     local_embed_batch_size: int = Field(64, ge=1)
+    local_embed_batch_tokens: int = Field(512, ge=1)  # onnx engine: padded tokens per run (speed and arena size)
     embed_threads: int = Field(0, ge=0)  # local embedder's intra-op threads; 0 = one per core
     embed_device: str = "cpu"  # torch engine only
     onnx_model_dir: str = ""  # a folder from scripts/build_onnx_model.py; empty = the shipped embed/onnx_model/

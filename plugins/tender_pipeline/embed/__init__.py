@@ -52,7 +52,7 @@ def build_embedder(settings: Settings) -> Embedder:
     from tender_pipeline.embed.onnx_runtime import OnnxEmbedder
 
     return OnnxEmbedder(settings.onnx_model_dir or None, batch_size=settings.local_embed_batch_size,
-                        threads=settings.embed_threads)
+                        threads=settings.embed_threads, batch_tokens=settings.local_embed_batch_tokens)
 
 
 _CACHE: dict[tuple, Embedder] = {}
@@ -66,6 +66,7 @@ def get_embedder(settings: Settings | None = None) -> Embedder:
         settings.embed_backend, settings.gemini_embed_model, settings.gemini_embed_dim,
         settings.gemini_base_url, settings.local_embed_batch_size, settings.embed_device,
         settings.local_embedder, settings.embed_threads, settings.onnx_model_dir,
+        settings.local_embed_batch_tokens,
     )
     with _LOCK:
         if key not in _CACHE:
