@@ -74,8 +74,10 @@ def child_ingest(work: Path, host: str, port: int) -> dict:
             "embedder": get_embedder(settings).model_id, "peak_rss_mb": round(peak, 1)}
 
 
-def child_embed(work: Path, engine: str, slices: int) -> dict:
+def child_embed(work: Path, engine: str, slices: int, compare_rows: int = 0) -> dict:
     texts = json.loads((work / "texts.json").read_text("utf-8"))
+    if 0 < compare_rows < len(texts):  # an even spread of the batch: the same mix of lengths, fewer texts
+        texts = texts[::len(texts) // compare_rows][:compare_rows]
     settings = Settings(embed_backend="local", local_embedder=engine)
     embedder = get_embedder(settings)
     embedder.embed_documents(texts[:16])  # load outside the timing
@@ -104,6 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--slices", type=int, default=5, help="timed slices per embedding child (medians)")
+    parser.add_argument("--compare-rows", type=int, default=0,
+                        help="embed only this many of the batch's texts (an even spread) in the embed-only and "
+                             "stock children; rates are per text, so the ratios hold (0 = all)")
     parser.add_argument("--child", choices=("ingest", "onnx", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--chroma", help=argparse.SUPPRESS)
@@ -113,14 +118,14 @@ def main() -> None:
         print(json.dumps(child_ingest(args.work, host, int(port))))
         return
     if args.child:
-        print(json.dumps(child_embed(args.work, args.child, args.slices)))
+        print(json.dumps(child_embed(args.work, args.child, args.slices, args.compare_rows)))
         return
 
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp, \
             chroma_server(Path(tmp) / "chroma") as (host, port):
         work = Path(tmp)
         write_batch(work / "batch.csv", args.rows, seed=int(time.time()) % 1000)
-        common = ["--work", str(work), "--slices", str(args.slices)]
+        common = ["--work", str(work), "--slices", str(args.slices), "--compare-rows", str(args.compare_rows)]
         ingest = run_child(["--child", "ingest", "--chroma", f"{host}:{port}", *common])
         embed = run_child(["--child", "onnx", *common])
         stock = run_child(["--child", "torch", *common])
@@ -134,7 +139,8 @@ def main() -> None:
     # with the others' load; CPU time does not (Chroma's own CPU is not in it)
     vs_embed_only_cpu = args.rows / ingest["cpu_seconds"] / embed["median_rows_per_cpu_s"]
     print(json.dumps({
-        "benchmark": "ingest_throughput", "rows": args.rows, "threads": emb.threads(), "slices": args.slices,
+        "benchmark": "ingest_throughput", "rows": args.rows, "compared_texts": embed["texts"],
+        "threads": emb.threads(), "slices": args.slices,
         "embedder": embed["embedder"], "stock": stock["embedder"],
         "pipeline": {"stage_seconds": {k: round(stages[k], 2) for k in pipeline.STAGES},
                      "records_per_s": {k: round(args.rows / stages[k], 1) for k in pipeline.STAGES if stages[k] > 0},
