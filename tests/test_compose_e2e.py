@@ -339,7 +339,7 @@ def test_search_through_nginx_finds_the_batch_and_tenders_by_id_work(stack, inge
     row = ingested["rows"][0]
     response = stack.get("/search", params={"q": row["title"], "limit": 10})
     assert response.status_code == 200, response.text
-    ids = [r["tender_id"] for r in response.json()["results"]]
+    ids = [r["id"] for r in response.json()["results"]]
     assert row["tender_id"] in ids, ids
     tender = stack.get(f"/tenders/{row['tender_id']}")
     assert tender.status_code == 200 and tender.json()["title"] == row["title"]
@@ -360,18 +360,27 @@ def test_search_keeps_answering_with_one_replica_stopped(stack, ingested):
     stack.wait_healthy(timeout=300)
 
 
+def _chroma_count(stack: Stack) -> int:
+    """Vectors in the tenders collection, asked of the Chroma server over the compose network."""
+    code = "import chromadb; print(chromadb.HttpClient(host='chroma', port=8000).get_collection('tenders').count())"
+    return int(stack.exec("airflow-worker", "python", "-c", code).stdout.split()[-1])
+
+
 def test_down_then_up_keeps_collection_feedback_and_airflow_metadata(stack, ingested):
     row = ingested["rows"][2]
     body = {"query": row["title"], "result_id": row["tender_id"], "rating": 1, "position": 0}
     assert httpx.post(f"http://127.0.0.1:{stack.search_port}/feedback", json=body, timeout=30).status_code == 201
     before = stack.get("/feedback/summary").json()["total"]
+    vectors = _chroma_count(stack)
+    assert vectors >= ROWS
     with _Phase("down_up_until_healthy"):
         stack.compose("down", timeout=600)
         assert stack.containers() == []
         stack.compose("up", "-d", timeout=2400)
         stack.wait_healthy()
-    ids = [r["tender_id"] for r in stack.get("/search", params={"q": row["title"]}).json()["results"]]
-    assert row["tender_id"] in ids, "the Chroma collection did not survive down/up"
+    ids = [r["id"] for r in stack.get("/search", params={"q": row["title"]}).json()["results"]]
+    assert _chroma_count(stack) == vectors, "the Chroma collection did not survive down/up"
+    assert row["tender_id"] in ids, "search lost the batch across down/up"
     assert stack.get("/feedback/summary").json()["total"] == before >= 1, "feedback did not survive down/up"
     runs = stack.exec("airflow-apiserver", "airflow", "dags", "list-runs", "tender_ingest", "-o", "json").stdout
     assert ingested["run_id"] in runs, "the Airflow metadata did not survive down/up"
