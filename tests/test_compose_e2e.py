@@ -10,14 +10,14 @@ Phases are timed and printed at the end (and written to
 .cache/docker-local/compose_e2e_phases.json). Images are cached by Docker
 between runs; a clean machine builds everything.
 
-Gated by TENDER_COMPOSE_E2E (it builds six stand-in images and two
-application images, then starts the whole stack; see README for the times):
+Gated by TENDER_COMPOSE_E2E (it builds seven local images and the two
+application images, then starts the whole stack; README has the times):
   1 / on    run it; where Docker can't be had (not root, no apt, not Linux) it
             skips, or fails under CI (CI=true)
   auto      run it under CI (CI=true) when Docker can be had, skip otherwise
   unset / 0 / off   skip
-.ci/run sets TENDER_COMPOSE_E2E=off unless the caller sets it; changing that
-default to auto puts this test into CI's `make test`.
+.ci/run sets TENDER_COMPOSE_E2E=auto unless the caller sets it, so CI's
+`make test` runs it (`TENDER_COMPOSE_E2E=off .ci/run` leaves it out).
 """
 
 from __future__ import annotations
