@@ -152,6 +152,8 @@ build "$CHROMA_IMAGE" chroma.Dockerfile --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE"
 for name in postgres redis nginx; do
     build "$PREFIX/$name:$SUITE" "$name.Dockerfile" --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE"
 done
+# Earlier builds of these images, untagged by the rebuilds above (only dangling images with our label).
+"$DOCKER" image prune -f --filter "label=$label" >/dev/null || true
 
 {
     echo "# written by scripts/docker_local_images.sh: compose variables for the local images"

@@ -2,8 +2,9 @@
 # Python base: the same layout the Dockerfile's `airflow` stage relies on
 # (user airflow, uid 50000, gid 0; a venv in /home/airflow/.local first on PATH;
 # AIRFLOW_HOME=/opt/airflow; /entrypoint under dumb-init; curl for health checks)
-# and the providers of the official image that docker-compose.yml uses (celery,
-# postgres, redis, fab for the FAB auth manager).
+# and the extras of the official image that docker-compose.yml uses (celery,
+# postgres, redis, fab for the FAB auth manager; graphviz, without which every
+# `airflow` CLI call prints a warning to stdout, ahead of `-o json` output).
 ARG PYTHON_IMAGE
 FROM ${PYTHON_IMAGE}
 ARG AIRFLOW_VERSION
@@ -21,7 +22,7 @@ ENV AIRFLOW_HOME=/opt/airflow \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 USER airflow
 RUN python -m venv /home/airflow/.local \
- && pip install "apache-airflow[celery,postgres,redis]==${AIRFLOW_VERSION}" \
+ && pip install "apache-airflow[celery,graphviz,postgres,redis]==${AIRFLOW_VERSION}" \
         "apache-airflow-providers-fab==${FAB_PROVIDER_VERSION}" \
  && chmod -R g+rwX /home/airflow/.local
 COPY --chown=airflow:0 airflow-entrypoint.sh /entrypoint

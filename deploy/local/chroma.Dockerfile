@@ -1,12 +1,12 @@
 # Stand-in for chromadb/chroma: the same server (`chroma run`, Rust, inside the
-# pinned chromadb wheel), the same port, data folder and curl for health checks.
+# pinned chromadb wheel), the same port and data folder. Like the official
+# image it has bash but no curl or wget, so a curl health check fails here as it
+# would there. Unlike it, it has Python (`chroma` is a Python entry point):
+# docker-compose.yml's check uses bash only.
 ARG PYTHON_IMAGE
 FROM ${PYTHON_IMAGE}
 ARG CHROMA_VERSION
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl \
- && rm -rf /var/lib/apt/lists/* \
- && python -m venv /opt/chroma \
+RUN python -m venv /opt/chroma \
  && /opt/chroma/bin/pip install --no-cache-dir --disable-pip-version-check "chromadb==${CHROMA_VERSION}" \
  && mkdir -p /data
 ENV PATH=/opt/chroma/bin:$PATH ANONYMIZED_TELEMETRY=False
