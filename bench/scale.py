@@ -199,6 +199,7 @@ def chroma_request(params: dict) -> dict:
 # --------------------------------------------------------------------------- load
 async def drive_api(base: str, mix: list[dict], concurrency: int, requests: int, until=None) -> dict:
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     errors = 0
     counter = iter(range(10**9))
 
@@ -216,12 +217,18 @@ async def drive_api(base: str, mix: list[dict], concurrency: int, requests: int,
             except httpx.HTTPError:
                 ok = False
             latencies.append((time.perf_counter() - started) * 1000)
+            by_kind.setdefault(item["kind"], []).append(latencies[-1])
             errors += not ok
 
     started = time.perf_counter()
     async with httpx.AsyncClient(timeout=60) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    return summarize(latencies, errors, time.perf_counter() - started)
+    row = summarize(latencies, errors, time.perf_counter() - started)
+    # which kinds of query make the tail (p50 / p99 per kind of the mix)
+    row["by_kind"] = {kind: [round(statistics.median(v), 1), round(max(v) if len(v) < 100 else
+                                                                     statistics.quantiles(v, n=100)[98], 1)]
+                      for kind, v in sorted(by_kind.items())}
+    return row
 
 
 def drive_chroma(collection, mix: list[dict], vectors: dict[str, np.ndarray], concurrency: int,
