@@ -59,6 +59,7 @@ from tender_pipeline.documents import document_text  # noqa: E402
 from tender_pipeline.embed import get_embedder  # noqa: E402
 from tender_pipeline.lexical import open_index  # noqa: E402
 from tender_pipeline.models import EnrichedTender, Enrichment, TenderRecord  # noqa: E402
+from tender_pipeline.money import Reporter  # noqa: E402
 from tender_pipeline.profiles import load_profiles  # noqa: E402
 from tender_pipeline.settings import Settings  # noqa: E402
 from tender_pipeline.taxonomy import load_taxonomy  # noqa: E402
@@ -113,6 +114,7 @@ class Generator:
         self.vectors = vectors
         self.sectors = [d.label for d in load_taxonomy("").divisions.values()] or ["Other"]
         self.now = datetime.now(UTC)
+        self.reporter = Reporter.from_settings(Settings())  # value_report, which min_value/max_value compare
 
     def record(self, i: int) -> TenderRecord:
         base = self.records[i % len(self.records)]
@@ -140,7 +142,7 @@ class Generator:
         items = [self.enriched(i) for i in range(start, end)]
         ids = [it.record.tender_id for it in items]
         texts = [document_text(it) for it in items]
-        metas = [store.to_metadata(it, self.now) | {"versions": 1} for it in items]
+        metas = [store.to_metadata(it, self.now, self.reporter) | {"versions": 1} for it in items]
         return ids, np.stack([self.vector(i) for i in range(start, end)]), texts, metas
 
 
