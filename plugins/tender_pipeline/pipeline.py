@@ -203,8 +203,10 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
     run = staging.location(run_dir)
     lower_priority(settings)
     with _stage(run, "enrich") as stats:
-        rows = list(staging.read_jsonl(run / "valid.jsonl"))
-        records = [TenderRecord.model_validate(r["record"]) for r in rows]
+        files, records = [], []  # the raw rows are not kept: only each record and the file it came from
+        for row in staging.read_jsonl(run / "valid.jsonl"):
+            files.append(row["file"])
+            records.append(TenderRecord.model_validate(row["record"]))
         _, collection = _collection(settings)
         records = identity.link_to_index(records, lambda ids: set(store.existing_state(collection, ids)))
         hashes = [r.content_hash() for r in records]
@@ -215,28 +217,33 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
         todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True))
                 if force or r.tender_id not in state or state[r.tender_id]["content_hash"] != h
                 or (retry_fallback and state[r.tender_id]["enrichment_source"] == "fallback")]
-        unchanged = sorted(set(range(len(rows))) - set(todo))
-        unchanged_by_file = Counter(rows[i]["file"] for i in unchanged)
-        out: list[dict] = []
-        with _bar(len(todo), "enrich") as bar:
-            for start in range(0, len(todo), ENRICH_CHUNK):
-                part = todo[start:start + ENRICH_CHUNK]
-                results = enricher.enrich([records[i] for i in part])
-                if len(results) != len(part):
-                    raise RuntimeError(f"enricher {enricher.name} returned {len(results)} for {len(part)}")
-                for i, enrichment in zip(part, results, strict=True):
-                    item = EnrichedTender(record=records[i], enrichment=enrichment, content_hash=hashes[i])
-                    prev = state.get(records[i].tender_id)
-                    out.append({"file": rows[i]["file"], "existed": prev is not None,
-                                "versions": identity.next_version(prev, hashes[i]),
-                                "was_corrigendum": bool(prev and prev["is_corrigendum"]),
-                                **item.model_dump(mode="json")})
-                bar.update(len(part))
-        staging.write_jsonl(run / "enriched.jsonl", out)
+        unchanged = sorted(set(range(len(records))) - set(todo))
+        unchanged_by_file = Counter(files[i] for i in unchanged)
+        sources: Counter[str] = Counter()
+
+        def enriched_rows():
+            """Written as each chunk is enriched: a 20,000-row batch is never held twice in memory."""
+            with _bar(len(todo), "enrich") as bar:
+                for start in range(0, len(todo), ENRICH_CHUNK):
+                    part = todo[start:start + ENRICH_CHUNK]
+                    results = enricher.enrich([records[i] for i in part])
+                    if len(results) != len(part):
+                        raise RuntimeError(f"enricher {enricher.name} returned {len(results)} for {len(part)}")
+                    for i, enrichment in zip(part, results, strict=True):
+                        item = EnrichedTender(record=records[i], enrichment=enrichment, content_hash=hashes[i])
+                        prev = state.get(records[i].tender_id)
+                        sources[enrichment.enrichment_source] += 1
+                        yield {"file": files[i], "existed": prev is not None,
+                               "versions": identity.next_version(prev, hashes[i]),
+                               "was_corrigendum": bool(prev and prev["is_corrigendum"]),
+                               **item.model_dump(mode="json")}
+                    bar.update(len(part))
+
+        written = staging.write_jsonl(run / "enriched.jsonl", enriched_rows())
         stats.update(
-            candidates=len(records), unchanged=len(records) - len(todo), enriched=len(out),
+            candidates=len(records), unchanged=len(records) - len(todo), enriched=written,
             backend=enricher.name, usage=enricher.usage(),
-            sources=dict(Counter(o["enrichment"]["enrichment_source"] for o in out)),
+            sources=dict(sources),
             unchanged_per_file=dict(unchanged_by_file),
             unchanged_ids=[records[i].tender_id for i in unchanged],  # upsert checks the lexical index has them
         )
