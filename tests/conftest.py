@@ -88,3 +88,16 @@ def indexed_sample(chroma, tmp_path_factory) -> dict:
     summary = pipeline.run_all(settings, "sample-index", source=str(SAMPLE_CSV))
     assert summary["upserted"] == 240
     return where
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The compose end-to-end test's phase times, in pytest's summary (also under -q, as in CI)."""
+    import sys
+
+    e2e = sys.modules.get("tests.test_compose_e2e")
+    phases = getattr(e2e, "PHASES", None)
+    if phases:
+        import json
+
+        terminalreporter.write_sep("-", "compose e2e phases (seconds)")
+        terminalreporter.write_line(json.dumps(phases))

@@ -196,14 +196,9 @@ class _Phase:
 
 
 def _report(config) -> None:
+    """Phase times to a file; tests/conftest.py prints them in pytest's terminal summary."""
     STATE.mkdir(parents=True, exist_ok=True)
     (STATE / "compose_e2e_phases.json").write_text(json.dumps(PHASES, indent=2))
-    line = "compose e2e phases (s): " + json.dumps(PHASES)
-    reporter = config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
-        print(line, file=sys.stderr)
 
 
 @pytest.fixture(scope="module")
