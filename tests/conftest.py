@@ -94,7 +94,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
     """The compose end-to-end test's phase times, in pytest's summary (also under -q, as in CI)."""
     import sys
 
-    e2e = sys.modules.get("tests.test_compose_e2e")
+    # pytest imports the test file as ``test_compose_e2e`` (rootdir on sys.path), a helper may as tests.…
+    e2e = sys.modules.get("test_compose_e2e") or sys.modules.get("tests.test_compose_e2e")
     phases = getattr(e2e, "PHASES", None)
     if phases:
         import json
