@@ -59,7 +59,7 @@ def build_schema() -> tantivy.Schema:
     sb.add_text_field("buyer_words", tokenizer_name="default", index_option="basic")
     for name in ("country_key", "region_key", "sector_key", "type_key"):
         sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
-    for name in FACET_FIELDS:  # display labels, for /stats counts (sector also read when re-ranking)
+    for name in FACET_FIELDS:  # display labels, for /stats counts (stored sector: schema v1 kept as is)
         sb.add_text_field(name, stored=name == "sector", tokenizer_name="raw", fast=True, index_option="basic")
     sb.add_integer_field("closing_num", indexed=True, fast=True)
     sb.add_integer_field("published_num", fast=True)
@@ -117,7 +117,6 @@ class Hit:
 
     id: str
     score: float
-    sector: str = ""
     raw: bytes = b""
     addr: tuple[int, int] = (0, 0)  # (segment, doc) in the searcher it came from
     searcher: Any = field(default=None, repr=False, compare=False)  # to read the card later
@@ -486,8 +485,8 @@ class LexicalIndex:
     def _hit(s: tantivy.Searcher, score: float, addr) -> Hit:
         doc = s.doc(addr)
         raw = doc.get_first("card")
-        return Hit(id=doc.get_first("id"), score=float(score), sector=doc.get_first("sector") or "",
-                   raw=bytes(raw) if raw else b"", addr=(addr.segment_ord, addr.doc), searcher=s)
+        return Hit(id=doc.get_first("id"), score=float(score), raw=bytes(raw) if raw else b"",
+                   addr=(addr.segment_ord, addr.doc), searcher=s)
 
 
 _OPEN: dict[str, LexicalIndex] = {}
