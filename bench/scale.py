@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import functools
 import json
 import os
 import random
@@ -263,6 +264,27 @@ def summarize(latencies: list[float], errors: int, seconds: float) -> dict:
 
 
 # --------------------------------------------------------------------------- processes
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(run, pids: dict[str, int]) -> dict:
+    """Run one load level; add each process's CPU milliseconds per request (the bound on 2 cores)."""
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    own = time.process_time()
+    row = run()
+    n = max(1, row.get("requests") or 0)
+    cpu = {name: round((cpu_s(pid) - before[name]) * 1000 / n, 2) for name, pid in pids.items()}
+    cpu["load_client"] = round((time.process_time() - own) * 1000 / n, 2)
+    row["cpu_ms_per_request"] = cpu
+    return row
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -390,7 +412,8 @@ def main() -> None:
                     qvec_cache[q] = embedder.embed_queries([q])[0]
             asyncio.run(drive_api(base_url, mix[:40], 4, 40))  # warm caches and the model
             for c in levels:
-                row = asyncio.run(drive_api(base_url, mix, c, args.requests))
+                row = with_cpu(functools.partial(asyncio.run, drive_api(base_url, mix, c, args.requests)),
+                               {"api": api.pid, "chroma": chroma.pid})
                 print(json.dumps({"size": size, "concurrency": c, "phase": "idle", "target": "api", **row}), flush=True)
                 direct = drive_chroma(collection, mix, qvec_cache, c, args.chroma_requests)
                 print(json.dumps({"size": size, "concurrency": c, "phase": "idle", "target": "chroma", **direct}),
