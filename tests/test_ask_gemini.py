@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from tender_pipeline.ask import Asker, build_notice
 from tender_pipeline.ask.gemini import INSTRUCTION, NOT_STATED
-from tests.gemini_fake import TEST_KEY, FakeGemini, Malformed, Status, gemini_settings
+from tests.gemini_fake import TEST_KEY, FakeGemini, Malformed, Slow, Status, gemini_settings
 
 NOTICES = Path(__file__).parent / "fixtures" / "ask_notices.csv"
 
@@ -92,6 +94,8 @@ def test_gemini_down_falls_back_to_the_extractive_answer(fake, tmp_path, notice,
     assert "HTTP 500" in result.note and "extractive" in result.note
     assert fake.count("generate") == 3  # the first try and gemini_max_retries=2 retries
     assert TEST_KEY not in caplog.text and TEST_KEY not in result.note
+    # the failed attempts are still accounted for, on the answer and in the process total
+    assert result.usage["requests"] == 3 and result.usage["failed_requests"] == 3
 
 
 def test_rejected_key_falls_back_without_leaking_it(fake, tmp_path, notice, caplog):
@@ -114,3 +118,24 @@ def test_long_questions_are_cut_before_the_prompt(fake, tmp_path, notice):
     asker(fake, tmp_path).answer(notice, "bid security " * 200)
     user = fake.log("generate")[0].body["contents"][0]["parts"][0]["text"]
     assert len(user.rsplit("Question: ", 1)[1]) <= 500
+
+
+def test_concurrent_questions_do_not_share_usage(fake, tmp_path, notice):
+    """One asker serves every API thread: each answer reports its own request, the total both."""
+    fake.script("generate", Slow(1.5))  # the first request to arrive is answered late
+    a = asker(fake, tmp_path)
+    got = {}
+    slow = threading.Thread(target=lambda: got.__setitem__("slow", a.answer(notice, "How much is the bid security?")))
+    slow.start()
+    time.sleep(0.5)
+    got["fast"] = a.answer(notice, "What is the closing date?")  # starts and ends while the other waits
+    slow.join()
+    assert fake.count("generate") == 2 and got["slow"].stated and got["fast"].stated
+    for result in got.values():
+        assert result.usage["requests"] == 1 and result.usage["input_tokens"] > 0
+    total = a.usage()
+    assert total["requests"] == 2
+    assert total["input_tokens"] == got["slow"].usage["input_tokens"] + got["fast"].usage["input_tokens"]
+    assert total["estimated_cost_usd"] == pytest.approx(
+        got["slow"].usage["estimated_cost_usd"] + got["fast"].usage["estimated_cost_usd"])
+
