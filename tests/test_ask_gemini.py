@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -139,3 +140,50 @@ def test_concurrent_questions_do_not_share_usage(fake, tmp_path, notice):
     assert total["estimated_cost_usd"] == pytest.approx(
         got["slow"].usage["estimated_cost_usd"] + got["fast"].usage["estimated_cost_usd"])
 
+
+@pytest.mark.slow
+def test_api_ask_with_gemini_is_grounded_and_accounted(fake, tmp_path, indexed_sample, caplog):
+    """POST /tenders/{id}/ask and the tender page with ASK_BACKEND=gemini (the fake), on the indexed sample:
+    cited passages of this notice with positions, "not stated", the fallback, and the spend on /metrics."""
+    from fastapi.testclient import TestClient
+
+    from search_api.main import create_app
+    from search_api.settings import ApiSettings
+    from tests.services import wait_app_ready
+
+    caplog.set_level(logging.DEBUG)
+    values = gemini_settings(fake.base_url, tmp_path, ask_backend="gemini").model_dump()
+    values.update(indexed_sample, embed_backend="local", enrich_backend="local",
+                  feedback_path=str(tmp_path / "fb.jsonl"))
+    solar = "IN-GUWA-2026-1001"  # Guwahati Municipal Corporation, closes 2026-12-15
+    with TestClient(create_app(ApiSettings(**values))) as client:
+        wait_app_ready(client)
+        body = client.post(f"/tenders/{solar}/ask", json={"question": "Who is the buyer?"}).json()
+        assert body["mode"] == "gemini" and body["stated"] is True and "Guwahati Municipal" in body["answer"]
+        assert body["passages"] and body["usage"]["requests"] == 1 and body["usage"]["estimated_cost_usd"] > 0
+        for p in body["passages"]:
+            assert body["notice_text"][p["start"]:p["end"]] == p["text"]
+        user = fake.log("generate")[-1].body["contents"][0]["parts"][0]["text"]
+        sent = re.findall(r"^\[\d+\] (.*)$", user, re.MULTILINE)
+        assert sent == body["notice_text"].split("\n") and solar in sent[0]  # this notice's passages, nothing else
+
+        missing = client.post(f"/tenders/{solar}/ask", json={"question": "Is there a site visit to the quarry?"})
+        assert missing.json()["answer"] == NOT_STATED and missing.json()["passages"] == []
+
+        page = client.get(f"/t/{solar}", params={"question": "Who is the buyer?"}).text
+        assert "Gemini, grounded" in page.split('id="answer"', 1)[1]
+
+        fake.storm("generate", 503)
+        down = client.post(f"/tenders/{solar}/ask", json={"question": "What is the closing date?"}).json()
+        assert down["mode"] == "extractive" and "15 December 2026" in down["answer"]
+        assert down["usage"]["failed_requests"] == 3
+        fake.calm()
+
+        metrics = client.get("/metrics").text
+        spent = sum(b["usage"]["estimated_cost_usd"] for b in (body, missing.json()))
+        assert "search_api_ask_gemini_requests_total 6.0" in metrics  # 1 + 1 + 1 (page) + 3 failed
+        assert "search_api_ask_gemini_failed_requests_total 3.0" in metrics
+        cost = next(line for line in metrics.splitlines() if line.startswith("search_api_ask_gemini_estimated_cost"))
+        assert float(cost.split()[-1]) > spent > 0
+        assert TEST_KEY not in metrics
+    assert TEST_KEY not in caplog.text
