@@ -207,7 +207,7 @@ class AskOut(BaseModel):
     passages: list[AskPassage] = Field(description="The passages the answer rests on, best first.")
     note: str = Field("", description="Why the answer is less certain, or why Gemini was not used.")
     usage: dict[str, float] = Field(default_factory=dict, description="Gemini requests, tokens and estimated "
-                                    "cost of this answer (empty offline).")
+                                    "cost of this answer, failed attempts included (empty offline).")
     notice_text: str = Field("", description="The notice text the positions refer to.")
 
 

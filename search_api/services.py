@@ -62,6 +62,7 @@ class Services:
         self.catalog = Catalog(settings.stats_ttl_s)
         self.feedback = FeedbackLog(settings.feedback_path)
         self.asker = _asker(settings, self.embedder)
+        metrics.ask_gemini.source = self.asker.usage
         self.database = Database(settings.database_url, settings.chroma_retry_s)
         self._model_ready = threading.Event()
         self.model_error = ""

@@ -276,12 +276,15 @@ class FakeGemini:
         """A grounded "ask" answer: the numbered passage sharing most words with the question.
 
         Stated only when at least half of the question's content words (4+ letters) occur in one
-        passage; the answer quotes that passage and cites its number. ``Malformed`` and ``Status``
-        faults apply as for enrichment; ``self.ask_override`` (if set) is returned verbatim.
+        passage; the answer quotes that passage and cites its number. ``Malformed``, ``Status`` and
+        ``Slow`` faults apply as for enrichment; ``self.ask_override`` (if set) is returned verbatim.
         """
         fault = self._next_fault("generate")
         if isinstance(fault, Status):
             return _status_answer(fault)
+        if isinstance(fault, Slow):
+            time.sleep(fault.seconds)
+            fault = None
         passages = {int(m[1]): m[2] for m in re.finditer(r"^\[(\d+)\] (.*)$", user, re.MULTILINE)}
         question = user.rsplit("Question:", 1)[-1].strip()
         entry.record_ids = [question]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from tender_pipeline.ask import Asker, build_notice
 from tender_pipeline.ask.gemini import INSTRUCTION, NOT_STATED
-from tests.gemini_fake import TEST_KEY, FakeGemini, Malformed, Status, gemini_settings
+from tests.gemini_fake import TEST_KEY, FakeGemini, Malformed, Slow, Status, gemini_settings
 
 NOTICES = Path(__file__).parent / "fixtures" / "ask_notices.csv"
 
@@ -92,6 +95,8 @@ def test_gemini_down_falls_back_to_the_extractive_answer(fake, tmp_path, notice,
     assert "HTTP 500" in result.note and "extractive" in result.note
     assert fake.count("generate") == 3  # the first try and gemini_max_retries=2 retries
     assert TEST_KEY not in caplog.text and TEST_KEY not in result.note
+    # the failed attempts are still accounted for, on the answer and in the process total
+    assert result.usage["requests"] == 3 and result.usage["failed_requests"] == 3
 
 
 def test_rejected_key_falls_back_without_leaking_it(fake, tmp_path, notice, caplog):
@@ -114,3 +119,71 @@ def test_long_questions_are_cut_before_the_prompt(fake, tmp_path, notice):
     asker(fake, tmp_path).answer(notice, "bid security " * 200)
     user = fake.log("generate")[0].body["contents"][0]["parts"][0]["text"]
     assert len(user.rsplit("Question: ", 1)[1]) <= 500
+
+
+def test_concurrent_questions_do_not_share_usage(fake, tmp_path, notice):
+    """One asker serves every API thread: each answer reports its own request, the total both."""
+    fake.script("generate", Slow(1.5))  # the first request to arrive is answered late
+    a = asker(fake, tmp_path)
+    got = {}
+    slow = threading.Thread(target=lambda: got.__setitem__("slow", a.answer(notice, "How much is the bid security?")))
+    slow.start()
+    time.sleep(0.5)
+    got["fast"] = a.answer(notice, "What is the closing date?")  # starts and ends while the other waits
+    slow.join()
+    assert fake.count("generate") == 2 and got["slow"].stated and got["fast"].stated
+    for result in got.values():
+        assert result.usage["requests"] == 1 and result.usage["input_tokens"] > 0
+    total = a.usage()
+    assert total["requests"] == 2
+    assert total["input_tokens"] == got["slow"].usage["input_tokens"] + got["fast"].usage["input_tokens"]
+    assert total["estimated_cost_usd"] == pytest.approx(
+        got["slow"].usage["estimated_cost_usd"] + got["fast"].usage["estimated_cost_usd"])
+
+
+@pytest.mark.slow
+def test_api_ask_with_gemini_is_grounded_and_accounted(fake, tmp_path, indexed_sample, caplog):
+    """POST /tenders/{id}/ask and the tender page with ASK_BACKEND=gemini (the fake), on the indexed sample:
+    cited passages of this notice with positions, "not stated", the fallback, and the spend on /metrics."""
+    from fastapi.testclient import TestClient
+
+    from search_api.main import create_app
+    from search_api.settings import ApiSettings
+    from tests.services import wait_app_ready
+
+    caplog.set_level(logging.DEBUG)
+    values = gemini_settings(fake.base_url, tmp_path, ask_backend="gemini").model_dump()
+    values.update(indexed_sample, embed_backend="local", enrich_backend="local",
+                  feedback_path=str(tmp_path / "fb.jsonl"))
+    solar = "IN-GUWA-2026-1001"  # Guwahati Municipal Corporation, closes 2026-12-15
+    with TestClient(create_app(ApiSettings(**values))) as client:
+        wait_app_ready(client)
+        body = client.post(f"/tenders/{solar}/ask", json={"question": "Who is the buyer?"}).json()
+        assert body["mode"] == "gemini" and body["stated"] is True and "Guwahati Municipal" in body["answer"]
+        assert body["passages"] and body["usage"]["requests"] == 1 and body["usage"]["estimated_cost_usd"] > 0
+        for p in body["passages"]:
+            assert body["notice_text"][p["start"]:p["end"]] == p["text"]
+        user = fake.log("generate")[-1].body["contents"][0]["parts"][0]["text"]
+        sent = re.findall(r"^\[\d+\] (.*)$", user, re.MULTILINE)
+        assert sent == body["notice_text"].split("\n") and solar in sent[0]  # this notice's passages, nothing else
+
+        missing = client.post(f"/tenders/{solar}/ask", json={"question": "Is there a site visit to the quarry?"})
+        assert missing.json()["answer"] == NOT_STATED and missing.json()["passages"] == []
+
+        page = client.get(f"/t/{solar}", params={"question": "Who is the buyer?"}).text
+        assert "Gemini, grounded" in page.split('id="answer"', 1)[1]
+
+        fake.storm("generate", 503)
+        down = client.post(f"/tenders/{solar}/ask", json={"question": "What is the closing date?"}).json()
+        assert down["mode"] == "extractive" and "15 December 2026" in down["answer"]
+        assert down["usage"]["failed_requests"] == 3
+        fake.calm()
+
+        metrics = client.get("/metrics").text
+        spent = sum(b["usage"]["estimated_cost_usd"] for b in (body, missing.json()))
+        assert "search_api_ask_gemini_requests_total 6.0" in metrics  # 1 + 1 + 1 (page) + 3 failed
+        assert "search_api_ask_gemini_failed_requests_total 3.0" in metrics
+        cost = next(line for line in metrics.splitlines() if line.startswith("search_api_ask_gemini_estimated_cost"))
+        assert float(cost.split()[-1]) > spent > 0
+        assert TEST_KEY not in metrics
+    assert TEST_KEY not in caplog.text

@@ -104,6 +104,21 @@ def test_similar_tenders_are_open_nearest_neighbours(api, rows, indexed_sample):
     assert ids == open_order[:len(ids)]
 
 
+def test_similar_tenders_show_both_values(api, rows):
+    """The similar list shows a neighbour's value in its own currency and in the reporting currency."""
+    seen = 0
+    for tid in list(rows)[:40]:
+        section = html.unescape(api.get(f"/t/{tid}").text.split('id="similar-h"', 1)[1])
+        for item in re.findall(r"<li>(.*?)</li>", section, re.S):
+            value = re.search(r" · ([A-Z]{3}) [0-9][0-9,.]*", item)
+            if value and value[1] != "USD":
+                assert re.search(r"≈ USD [0-9][0-9,.]*", item), item
+                seen += 1
+        if seen >= 5:
+            break
+    assert seen >= 5
+
+
 def test_unknown_tender_page_is_a_404_page(api):
     resp = api.get("/t/NO-SUCH-TENDER")
     assert resp.status_code == 404 and "No tender with this id" in resp.text

@@ -107,6 +107,7 @@ class Asker:
             log.warning("ask: %s; answering extractively", exc)
             fallback = self.extractive(notice, question)
             fallback.note = f"{exc}; this is the offline extractive answer."
+            fallback.usage = getattr(exc, "usage", {})  # the failed requests still count (and may cost)
             return fallback
         by_index = {p.index: p for p in notice.passages}
         if not grounded.stated:

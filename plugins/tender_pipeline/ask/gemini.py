@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 PROMPT_REVISION = "ask-1"
 NOT_STATED = "Not stated in the notice."
 OUTPUT_TOKENS = 300
+USAGE_KEYS = ("requests", "failed_requests", "retries", "input_tokens", "output_tokens", "estimated_cost_usd")
 INSTRUCTION = """You answer a bidder's question about ONE public procurement notice.
 The user message gives the notice as numbered passages ([0], [1], ...) and then the question.
 Answer only from those passages; never use outside knowledge, never guess.
@@ -98,21 +99,31 @@ class GeminiAsker:
         return self.meter.snapshot()
 
     def ask(self, notice: Notice, question: str) -> tuple[GroundedAnswer, dict[str, float]]:
-        """The grounded answer and this request's usage; raises GeminiConfigError / GeminiUnavailableError."""
-        prompt = user_prompt(notice, question)
-        before = self.meter.snapshot()
-        response = run_sync(lambda: self._ask_async(prompt))
-        after = self.meter.snapshot()
-        usage = {k: round(after.get(k, 0) - before.get(k, 0), 9) for k in
-                 ("requests", "retries", "input_tokens", "output_tokens", "estimated_cost_usd")}
-        return parse_answer(response.text, notice), usage
+        """The grounded answer and this request's usage; raises GeminiConfigError / GeminiUnavailableError.
 
-    async def _ask_async(self, prompt: str) -> types.GenerateContentResponse:
+        Each request counts into a meter of its own, folded into the process meter when it ends, so
+        concurrent questions never share usage. A failure carries what it used as ``exc.usage``.
+        """
+        prompt = user_prompt(notice, question)
+        call = UsageMeter(self.settings, kind="generate")
+        try:
+            response = run_sync(lambda: self._ask_async(prompt, call))
+        except (GeminiConfigError, GeminiUnavailableError) as exc:
+            exc.usage = self._settle(call)  # type: ignore[attr-defined]
+            raise
+        return parse_answer(response.text, notice), self._settle(call)
+
+    def _settle(self, call: UsageMeter) -> dict[str, float]:
+        self.meter.merge(call)
+        snap = call.snapshot()
+        return {k: round(snap.get(k, 0), 9) for k in USAGE_KEYS}
+
+    async def _ask_async(self, prompt: str, meter: UsageMeter) -> types.GenerateContentResponse:
         client = make_client(self.settings)
         budget = estimate_tokens(INSTRUCTION) + estimate_tokens(prompt) + OUTPUT_TOKENS
         try:
-            return await call_with_retries(lambda: self._generate(client, prompt, budget), self.policy,
-                                           on_retry=lambda exc, wait: self.meter.add(retries=1))
+            return await call_with_retries(lambda: self._generate(client, prompt, budget, meter), self.policy,
+                                           on_retry=lambda exc, wait: meter.add(retries=1))
         except errors.APIError as exc:
             if exc.code in (401, 403):
                 raise GeminiConfigError(redact(f"Gemini rejected the request (HTTP {exc.code}); "
@@ -126,8 +137,8 @@ class GeminiAsker:
         finally:
             await client.aio.aclose()
 
-    async def _generate(self, client, prompt: str, budget: int) -> types.GenerateContentResponse:
-        self.meter.add(rate_limit_wait_s=await self.limiter.acquire(budget))
+    async def _generate(self, client, prompt: str, budget: int, meter: UsageMeter) -> types.GenerateContentResponse:
+        meter.add(rate_limit_wait_s=await self.limiter.acquire(budget))
         config = types.GenerateContentConfig(
             system_instruction=INSTRUCTION,
             response_mime_type="application/json",
@@ -139,7 +150,7 @@ class GeminiAsker:
         try:
             response = await client.aio.models.generate_content(model=self.model, contents=prompt, config=config)
         except Exception:
-            self.meter.add(requests=1, failed_requests=1)
+            meter.add(requests=1, failed_requests=1)
             raise
-        self.meter.add_response(response.usage_metadata, estimate_tokens(INSTRUCTION) + estimate_tokens(prompt))
+        meter.add_response(response.usage_metadata, estimate_tokens(INSTRUCTION) + estimate_tokens(prompt))
         return response

@@ -34,6 +34,12 @@ class UsageMeter:
             for name, value in counts.items():
                 self._counts[name] += value
 
+    def merge(self, other: UsageMeter) -> None:
+        """Add another meter's counts (a per-request meter folded into the process total)."""
+        with other._lock:
+            counts = dict(other._counts)
+        self.add(**counts)
+
     def add_response(self, usage: Any, estimated_input_tokens: int = 0) -> None:
         """Count one successful request; fall back to our estimate when the server reports no usage."""
         prompt = int(getattr(usage, "prompt_token_count", None) or 0) if usage is not None else 0
