@@ -388,7 +388,7 @@ def main() -> None:
                 for s in range(have, size, BATCH):
                     ids, vecs, texts, metas = gen.batch(s, min(size, s + BATCH))
                     store.upsert(collection, ids, vecs, texts, metas, client=client)
-                    index.upsert(ids, metas, texts)
+                    index.upsert(ids, metas, texts, vecs)
                     if (s // BATCH) % 20 == 0:
                         log(f"  {s + len(ids)} ({(s + len(ids) - have) / (time.perf_counter() - t0):.0f}/s)")
                 fill_s = time.perf_counter() - t0

@@ -5,13 +5,17 @@ request sends Chroma a ``where`` or ``where_document`` filter (both scan in
 Chroma 1.5.9). Instead:
 
 1. the lexical index (tantivy) counts the notices that pass the filters;
-2. when few pass (≤ ``SEARCH_EXHAUSTIVE_MAX``), Chroma ranks exactly those by
-   vector (``query(ids=…)``: an allow-list, bounded by the setting);
+2. when few pass (≤ ``SEARCH_EXHAUSTIVE_MAX``), all of them are ranked by the
+   cosine of the int8 vector the index stores beside each card. Not Chroma's
+   ``query(ids=…)``: in 1.5.9 an allow-list kNN walks the HNSW graph until it
+   meets enough allowed ids, which costs more the fewer there are (97 ms of
+   Chroma CPU for 10 ids in 100k notices, 21 ms for 1,000; bench/README.md);
 3. otherwise Chroma's plain kNN (flat cost) is over-fetched in proportion to
    how selective the filters are, and the hits that fail them are dropped;
 4. in parallel the lexical index gives the BM25 top notices under the filters
-   and any notice whose reference was typed; their cosine comes from their
-   stored vectors (``get(ids=…)``);
+   and any notice whose reference was typed; their cosine comes from the
+   vectors stored in the index too (Chroma's ``get(ids=…)`` only for notices
+   indexed without one);
 5. the pool is fused (``ranking.fuse``) with lexical evidence read from the
    index, and cards come from the index's stored fields.
 """
@@ -33,7 +37,7 @@ import numpy as np
 from search_api.filters import build_filters
 from search_api.models import SearchParams, SearchResult
 from search_api.ranking import Candidate, compound_tokens, fuse, query_terms
-from tender_pipeline.lexical import Filters, Hit, LexicalIndex
+from tender_pipeline.lexical import Filters, Hit, LexicalIndex, cosines
 
 SURVIVOR_CHUNK = 200  # vector hits checked against the filters per lexical query
 
@@ -114,13 +118,18 @@ class Searcher:
         return vector
 
     # ------------------------------------------------------------------ candidates
-    def _knn(self, collection, vector: np.ndarray, n: int, ids: list[str] | None = None) -> dict[str, float]:
+    def _knn(self, collection, vector: np.ndarray, n: int) -> dict[str, float]:
         """id → cosine of the nearest notices (distances only: no documents or metadata travel)."""
         if n <= 0:
             return {}
-        kwargs = {"ids": ids} if ids is not None else {}
-        got = collection.query(query_embeddings=[vector], n_results=n, include=["distances"], **kwargs)
+        got = collection.query(query_embeddings=[vector], n_results=n, include=["distances"])
         return {tid: 1.0 - float(d) for tid, d in zip(got["ids"][0], got["distances"][0], strict=True)}
+
+    def _similarities(self, collection, vector: np.ndarray, hits: list[Hit]) -> dict[str, float]:
+        """Cosines from the vectors stored in the index; Chroma is read only for hits without one."""
+        found = cosines(vector, hits)
+        lacking = [h.id for h in hits if h.id not in found]
+        return {**found, **self._cosines(collection, vector, lacking)} if lacking else found
 
     @staticmethod
     def _cosines(collection, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
@@ -152,31 +161,36 @@ class Searcher:
         passing = lex.count(filters, searcher) if filters.active() else total
         if passing == 0 or total == 0:
             return Pool([], terms, {}, timings)
-        if filters.active() and passing <= s.search_exhaustive_max:
-            allow = [h.id for h in lex.matching(filters, passing, searcher)]
-            knn_future = self._pool.submit(self._knn, collection, vector, min(k, len(allow)), allow)
-        else:
+        exhaustive = filters.active() and passing <= s.search_exhaustive_max
+        if not exhaustive:
             over = k if not filters.active() else math.ceil(k * total / passing)
             knn_future = self._pool.submit(self._knn, collection, vector, min(over, s.search_max_overfetch, total))
         lexical_hits = lex.search(terms, filters, s.search_lexical_candidates, searcher)
         exact_hits = lex.exact(typed_forms(query), filters, searcher)
-        t1 = time.perf_counter()
-        knn = knn_future.result()
-        t2 = time.perf_counter()
         hits = {h.id: h for h in lexical_hits + exact_hits}
-        vector_ids = [tid for tid in knn if tid not in hits]
-        kept = 0
-        for start in range(0, len(vector_ids), SURVIVOR_CHUNK):  # nearest first, until k pass the filters
-            part = vector_ids[start:start + SURVIVOR_CHUNK]
-            found = lex.members(filters, part, searcher)
-            hits.update({h.id: h for h in found})
-            kept += len(found)
-            if kept >= k:
-                break
-        missing = [tid for tid in hits if tid not in knn]
-        cos_future = self._pool.submit(self._cosines, collection, vector, missing)
+        t1 = time.perf_counter()
+        if exhaustive:  # every passing notice, ranked by its stored vector: the k nearest join the pool
+            allowed = {h.id: h for h in lex.matching(filters, passing, searcher)}
+            near = self._similarities(collection, vector, list(allowed.values()))
+            knn = dict(sorted(near.items(), key=lambda kv: kv[1], reverse=True)[:k])
+            for tid in knn:
+                hits.setdefault(tid, allowed[tid])
+        else:
+            knn = knn_future.result()
+        t2 = time.perf_counter()
+        if not exhaustive:
+            vector_ids = [tid for tid in knn if tid not in hits]
+            kept = 0
+            for start in range(0, len(vector_ids), SURVIVOR_CHUNK):  # nearest first, until k pass the filters
+                part = vector_ids[start:start + SURVIVOR_CHUNK]
+                found = lex.members(filters, part, searcher)
+                hits.update({h.id: h for h in found})
+                kept += len(found)
+                if kept >= k:
+                    break
+        missing = [hits[tid] for tid in hits if tid not in knn]
         evidence = lex.present(terms, list(hits.values()), searcher, sector)
-        cosine = {**knn, **cos_future.result()}
+        cosine = {**knn, **self._similarities(collection, vector, missing)}
         t3 = time.perf_counter()
         pool = []
         for tid in hits:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from tender_pipeline.lexical import Filters, LexicalIndex, open_index
+from tender_pipeline.lexical import Filters, LexicalIndex, cosines, open_index, quantize
 
 
 def meta(title: str, **kw) -> dict:
@@ -122,3 +123,24 @@ def test_a_second_handle_sees_commits(index, tmp_path):
     reader.index.reload()
     assert reader.num_docs() == 5
     assert open_index(tmp_path / "lex") is open_index(tmp_path / "lex")
+
+
+def test_stored_vectors_give_the_cosine_of_the_full_vector(tmp_path):
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(len(NOTICES), 384)).astype(np.float32)
+    idx = LexicalIndex(tmp_path / "lex")
+    ids = list(NOTICES)
+    idx.upsert(ids, [NOTICES[i] for i in ids], [NOTICES[i]["title"] for i in ids], vectors)
+    query = rng.normal(size=384).astype(np.float32)
+    hits = idx.matching(Filters(), 10)
+    got = cosines(query, hits)
+    exact = {tid: float(v @ query / np.linalg.norm(v) / np.linalg.norm(query))
+             for tid, v in zip(ids, vectors, strict=True)}
+    assert set(got) == set(ids)
+    assert max(abs(got[t] - exact[t]) for t in ids) < 0.01  # int8, scaled per vector
+    assert [h.vec != b"" for h in idx.search(idx.analyze("hospital"), Filters(), 5)] == [True]
+    # a notice indexed without its vector has none: the search then asks Chroma for it
+    idx.upsert(["GH-1"], [NOTICES["GH-1"]], ["Supply of hospital beds"])
+    assert set(cosines(query, idx.matching(Filters(), 10))) == set(ids) - {"GH-1"}
+    assert cosines(query[:10], idx.matching(Filters(), 10)) == {}  # another model's dimension: ignored
+    assert quantize(np.zeros(4)) == bytes(4)

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tantivy
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: each notice's vector (int8) is stored beside its card
 ANALYZER = "tender"  # simple tokens, lower-cased, ASCII-folded, English-stemmed
 TYPE_SYNONYMS = {"goods": "supply", "supplies": "supply", "work": "works", "service": "services"}
 MISSING_NUMBER = -1.0
@@ -68,7 +69,30 @@ def build_schema() -> tantivy.Schema:
     sb.add_float_field("value_amount", indexed=True, fast=True)
     sb.add_float_field("value_report", indexed=True, fast=True)
     sb.add_bytes_field("card", stored=True)  # the Chroma metadata as JSON: what a result shows
+    sb.add_bytes_field("vec", stored=True)  # the notice's vector as int8 (``quantize``), for cosines without Chroma
     return sb.build()
+
+
+def quantize(vector: Sequence[float] | np.ndarray) -> bytes:
+    """A vector as int8 bytes scaled to its largest component: 384 bytes, and the cosine to a query
+    is unchanged by the scale (error ~1e-3), so a candidate's similarity needs no Chroma read."""
+    v = np.asarray(vector, dtype=np.float32)
+    top = float(np.abs(v).max()) if v.size else 0.0
+    return (np.rint(v * (127.0 / top)) if top > 0 else np.zeros_like(v)).astype(np.int8).tobytes()
+
+
+def cosines(query: np.ndarray, hits: Iterable[Hit]) -> dict[str, float]:
+    """Cosine of ``query`` to each hit's stored vector (hits without one are left out)."""
+    have = [h for h in hits if h.vec]
+    if not have:
+        return {}
+    mat = np.frombuffer(b"".join(h.vec for h in have), dtype=np.int8).reshape(len(have), -1).astype(np.float32)
+    q = np.asarray(query, dtype=np.float32)
+    if mat.shape[1] != q.shape[0]:
+        return {}  # vectors of another model: the caller asks Chroma
+    norms = np.linalg.norm(mat, axis=1) * (float(np.linalg.norm(q)) or 1.0)
+    sims = mat @ q / np.where(norms == 0, 1.0, norms)
+    return {h.id: float(s) for h, s in zip(have, sims, strict=True)}
 
 
 def norm(value: str) -> str:
@@ -118,6 +142,7 @@ class Hit:
     id: str
     score: float
     raw: bytes = b""
+    vec: bytes = b""  # int8 vector (``quantize``) when the document was read and holds one
     addr: tuple[int, int] = (0, 0)  # (segment, doc) in the searcher it came from
     searcher: Any = field(default=None, repr=False, compare=False)  # to read the card later
     _card: dict[str, Any] | None = field(default=None, repr=False)
@@ -142,8 +167,9 @@ class Evidence:
     in_sector: set[str]
 
 
-def to_document(tender_id: str, meta: dict[str, Any], text: str) -> dict[str, Any]:
-    """A tantivy document from the Chroma metadata and the embedded text of one tender."""
+def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None) -> dict[str, Any]:
+    """A tantivy document from the Chroma metadata, the embedded text and (when given) the vector of one
+    tender."""
     place = " ".join(str(meta.get(k, "")) for k in ("city", "region", "country"))
     strong = " ".join([str(meta.get("buyer", "")), place, tender_id])
     body = " ".join([text] + [str(meta.get(k, "")) for k in ("summary", "keywords", "sector", "subsector",
@@ -161,6 +187,7 @@ def to_document(tender_id: str, meta: dict[str, Any], text: str) -> dict[str, An
         "value_amount": float(meta.get("value_amount", MISSING_NUMBER)),
         "value_report": float(meta.get("value_report", MISSING_NUMBER)),
         "card": json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        **({"vec": quantize(vector)} if vector is not None else {}),
     }
 
 
@@ -171,11 +198,14 @@ class Writer:
         self._writer = writer
         self._schema = schema
 
-    def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str]) -> int:
-        """Replace these tenders' documents (delete by id + add; the add wins within one commit)."""
-        for tid, meta, text in zip(ids, metadatas, texts, strict=True):
+    def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str],
+               vectors: Sequence | np.ndarray | None = None) -> int:
+        """Replace these tenders' documents (delete by id + add; the add wins within one commit).
+        ``vectors`` are the ones written to Chroma; without them a search reads the vector from Chroma."""
+        vectors = [None] * len(ids) if vectors is None else vectors
+        for tid, meta, text, vec in zip(ids, metadatas, texts, vectors, strict=True):
             self._writer.delete_documents_by_term("id", tid)
-            self._writer.add_document(tantivy.Document.from_dict(to_document(tid, meta, text), self._schema))
+            self._writer.add_document(tantivy.Document.from_dict(to_document(tid, meta, text, vec), self._schema))
         return len(ids)
 
     def delete(self, ids: Iterable[str]) -> int:
@@ -273,10 +303,11 @@ class LexicalIndex:
                     raise RuntimeError(f"lexical index at {self.path} is locked by another writer: {exc}") from exc
                 time.sleep(0.5)
 
-    def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str]) -> int:
+    def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str],
+               vectors: Sequence | np.ndarray | None = None) -> int:
         """Replace these tenders' documents in one commit."""
         with self.writing() as w:
-            return w.upsert(ids, metadatas, texts)
+            return w.upsert(ids, metadatas, texts, vectors)
 
     def delete_ids(self, ids: Iterable[str]) -> None:
         with self.writing() as w:
@@ -484,9 +515,9 @@ class LexicalIndex:
     @staticmethod
     def _hit(s: tantivy.Searcher, score: float, addr) -> Hit:
         doc = s.doc(addr)
-        raw = doc.get_first("card")
+        raw, vec = doc.get_first("card"), doc.get_first("vec")
         return Hit(id=doc.get_first("id"), score=float(score), raw=bytes(raw) if raw else b"",
-                   addr=(addr.segment_ord, addr.doc), searcher=s)
+                   vec=bytes(vec) if vec else b"", addr=(addr.segment_ord, addr.doc), searcher=s)
 
 
 _OPEN: dict[str, LexicalIndex] = {}

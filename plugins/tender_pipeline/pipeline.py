@@ -310,7 +310,7 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                          for i, r in zip(items, rows, strict=True)]
                 written += store.upsert(collection, ids, vectors[seen:seen + len(items)], texts, metas,
                                         client=client, progress=bar.update)
-                writer.upsert(ids, metas, texts)
+                writer.upsert(ids, metas, texts, vectors[seen:seen + len(items)])
                 seen += len(items)
                 inserted.update(r["file"] for r in rows if not r["existed"])
                 updated.update(r["file"] for r in rows if r["existed"])

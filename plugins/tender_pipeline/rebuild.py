@@ -40,9 +40,9 @@ def lexical_from_chroma(settings, batch: int = 2000) -> dict[str, Any]:
         writer.clear()
         ids = collection.get(include=[])["ids"]
         for part in store.chunked(ids, batch):
-            got = collection.get(ids=list(part), include=["metadatas", "documents"])
+            got = collection.get(ids=list(part), include=["metadatas", "documents", "embeddings"])
             copied += writer.upsert(got["ids"], [m or {} for m in got["metadatas"]],
-                                    [d or "" for d in got["documents"]])
+                                    [d or "" for d in got["documents"]], got["embeddings"])
     return {"rebuilt": "lexical", "from": "chroma", "notices": copied, "lexical_count": index.num_docs(),
             "seconds": round(time.perf_counter() - started, 2)}
 
@@ -99,7 +99,7 @@ def from_staging(settings, today=None) -> dict[str, Any]:
                 ids = [k[0] for k in keep]
                 store.upsert(fresh, ids, vectors[[k[1] for k in keep]], [k[2] for k in keep], [k[3] for k in keep],
                              client=client)
-                writer.upsert(ids, [k[3] for k in keep], [k[2] for k in keep])
+                writer.upsert(ids, [k[3] for k in keep], [k[2] for k in keep], vectors[[k[1] for k in keep]])
                 replayed += len(keep)
         try:
             old = client.get_collection(name, embedding_function=None)

@@ -178,8 +178,9 @@ def repair_lexical(collection, index, ids: Sequence[str], batch: int = 1000) -> 
     missing = index.missing(ids)
     copied = 0
     for part in chunked(missing, batch):
-        got = collection.get(ids=list(part), include=["metadatas", "documents"])
-        index.upsert(got["ids"], [m or {} for m in got["metadatas"]], [d or "" for d in got["documents"]])
+        got = collection.get(ids=list(part), include=["metadatas", "documents", "embeddings"])
+        index.upsert(got["ids"], [m or {} for m in got["metadatas"]], [d or "" for d in got["documents"]],
+                     got["embeddings"])
         copied += len(got["ids"])
     if copied:
         log.info("lexical index: copied %d notice(s) it lacked from Chroma", copied)

@@ -1,0 +1,55 @@
+"""Cosines from the vectors stored in the lexical index rank as Chroma's own vectors do.
+
+The search reads a candidate's similarity from the int8 copy the index keeps
+(no Chroma read per search); an index written without vectors falls back to
+Chroma's ``get``. Both must give the same page, on the exhaustive path (few
+notices pass the filters) and on the over-fetched kNN path."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from search_api.intent import SectorIntent
+from search_api.models import SearchParams
+from search_api.search import Searcher
+from search_api.settings import ApiSettings
+from tender_pipeline import store
+from tender_pipeline.embed import get_embedder
+from tender_pipeline.lexical import LexicalIndex, open_index
+
+pytestmark = pytest.mark.slow
+QUERIES = [
+    {"q": "hospital equipment"},
+    {"q": "road rehabilitation", "country": "Ghana"},
+    {"q": "laptops and computers", "open_only": True},
+    {"q": "cleaning services", "min_value": 1000},
+    {"q": "water supply borehole", "procurement_type": "works"},
+]
+
+
+@pytest.fixture(scope="module")
+def searchers(indexed_sample, tmp_path_factory):
+    settings = ApiSettings(**indexed_sample, embed_backend="local")
+    embedder = get_embedder(settings)
+    collection = store.open_collection(store.get_client(settings), settings.tender_collection, embedder.model_id,
+                                       embedder.dim, create=False)
+    with_vectors = open_index(settings.lexical_dir)
+    without = LexicalIndex(tmp_path_factory.mktemp("lex") / "novec")
+    got = collection.get(include=["metadatas", "documents"])
+    without.upsert(got["ids"], got["metadatas"], got["documents"])  # as an index of schema v1 held them
+    intent = SectorIntent(embedder, settings.taxonomy_path)
+    return collection, [Searcher(settings, embedder, intent, lexical=lex) for lex in (with_vectors, without)]
+
+
+@pytest.mark.parametrize("params", QUERIES, ids=[q["q"] for q in QUERIES])
+def test_stored_vectors_rank_as_chromas_vectors(searchers, params):
+    collection, (stored, chroma) = searchers
+    p = SearchParams(**params, limit=10)
+    a = stored.search(collection, p, today=date(2026, 11, 1))
+    b = chroma.search(collection, p, today=date(2026, 11, 1))
+    assert a.results, params
+    assert a.total_candidates == b.total_candidates
+    assert [r.id for r in a.results] == [r.id for r in b.results]
+    assert max(abs(x.score - y.score) for x, y in zip(a.results, b.results, strict=True)) < 0.005
