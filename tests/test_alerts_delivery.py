@@ -62,3 +62,30 @@ def test_a_webhook_aimed_at_a_database_is_parked_at_delivery_without_a_request(t
         assert (row.status, counts.deliveries_failed, counts.deliveries_sent) == ("parked", 1, 0)
         assert row.reason.startswith("refused:") and "database" in row.reason and "pw" not in row.reason
         assert trap.connections() == 0
+
+
+def test_a_receiver_answering_500_three_times_then_200_gets_the_alert_sent_not_parked(tmp_path):
+    """The acceptance case through the bookkeeping, with the default ALERT_WEBHOOK_ATTEMPTS (only backoff zeroed)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(engine)
+    settings = ApiSettings(database_url=str(engine.url), alert_webhook_allow_private=True, alert_webhook_backoff_s=0)
+    with Receiver(statuses=[500, 500, 500]) as receiver, session_factory(engine)() as session:
+        search = SavedSearch(id="c" * 32, owner_hash="0" * 64, name="roads", params={"q": "road works"},
+                             delivery="webhook", target=receiver.url, webhook_secret="k3y", feed_key="f")
+        session.add(search)
+        for tid in ("T-1", "T-2"):
+            session.add(AlertMatch(saved_search_id=search.id, tender_id=tid, version="v1", kind="new", score=0.9,
+                                   card={"id": tid}, batch="run-1", status="pending", attempts=0, reason=""))
+        session.commit()
+        counts = Counts()
+        _deliver(session, search, settings, None, [], counts)
+        rows = session.scalars(select(AlertMatch).order_by(AlertMatch.tender_id)).all()
+    assert len(receiver.requests) == 4
+    assert len({r.body for r in receiver.requests}) == 1 and len({r.headers["X-Tender-Delivery"]
+                                                                  for r in receiver.requests}) == 1
+    body = receiver.requests[-1].body
+    assert webhooks.verify("k3y", body, receiver.requests[-1].headers["X-Tender-Signature"])
+    assert [i["tender"]["id"] for i in json.loads(body)["items"]] == ["T-1", "T-2"]
+    assert [(r.status, r.attempts, r.reason) for r in rows] == [("sent", 4, ""), ("sent", 4, "")]
+    assert all(r.delivered_at is not None for r in rows)
+    assert (counts.deliveries_sent, counts.deliveries_failed, counts.webhooks_posted, counts.parked) == (2, 0, 1, [])
