@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from search_api.alerts import digest, webhooks
 from search_api.alerts.digest import EmailSender
-from search_api.alerts.webhook_url import UnsafeWebhookURL, check_webhook_url
+from search_api.alerts.webhook_url import UnsafeWebhookURL, resolve_webhook_url
 from search_api.models import SearchParams
 from search_api.search import card_fields
 from search_api.settings import ApiSettings
@@ -245,7 +245,8 @@ def _delivery_id(saved: SavedSearch, items: list[dict]) -> str:
 def _send_webhook(saved: SavedSearch, items: list[dict], settings: ApiSettings, _send_email,
                   db_urls: list[str | None]) -> tuple[bool, int, str]:
     try:
-        url = check_webhook_url(saved.target, allow_private=settings.alert_webhook_allow_private, db_urls=db_urls)
+        url, address = resolve_webhook_url(saved.target, allow_private=settings.alert_webhook_allow_private,
+                                           db_urls=db_urls)
     except UnsafeWebhookURL as exc:
         return False, 0, f"refused: {exc}"
     delivery_id = _delivery_id(saved, items)
@@ -255,7 +256,7 @@ def _send_webhook(saved: SavedSearch, items: list[dict], settings: ApiSettings, 
                          for i in items]}
     result = webhooks.post(url, payload, secret=saved.webhook_secret or "", delivery_id=delivery_id,
                            attempts=settings.alert_webhook_attempts, backoff_s=settings.alert_webhook_backoff_s,
-                           timeout_s=settings.alert_webhook_timeout_s)
+                           timeout_s=settings.alert_webhook_timeout_s, address=address)
     return result.ok, result.attempts, result.reason
 
 
