@@ -15,7 +15,6 @@ import json
 import uuid
 from email import message_from_bytes, policy
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,6 +25,7 @@ from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tender_pipeline import staging
 from tender_pipeline.db import AlertMatch, make_engine, session_factory
+from tests.atom import validate as validate_atom
 from tests.batches import read_rows, write_rows
 from tests.conftest import ROOT
 from tests.services import free_port
@@ -140,7 +140,7 @@ def test_alerts_after_each_batch(tender_dag, alerts_dag, env, monkeypatch, tmp_p
                 save(token, name="Laptops UK", params={"q": "laptops and desktop computers",
                                                         "country": "United Kingdom"},
                      delivery="email", email="buyer@example.org")
-                save(token, name="Solar", params={"q": "solar street lights"}, delivery="feed")
+                feed_only = save(token, name="Solar", params={"q": "solar street lights"}, delivery="feed")
                 dead = save(token, name="Solar to a broken receiver", params={"q": "solar street lights"},
                             delivery="webhook", webhook_url=broken.url)
 
@@ -215,12 +215,18 @@ def test_alerts_after_each_batch(tender_dag, alerts_dag, env, monkeypatch, tmp_p
     with TestClient(create_app(ApiSettings())) as api:
         response = api.get(beds["feed_url"])
         assert response.status_code == 200
-        root = ET.fromstring(response.content)
+        root = validate_atom(response.content)  # RFC 4287's rules, not only well-formed XML
         entries = root.findall(f"{ATOM}entry")
         assert len(entries) == len(hospital) + 1
         assert len({e.find(f"{ATOM}id").text for e in entries}) == len(entries)
         assert all(e.find(f"{ATOM}updated").text and e.find(f"{ATOM}title").text for e in entries)
         assert entries[0].find(f"{ATOM}title").text.startswith("Update: Corrigendum: ")
         assert {e.find(f"{ATOM}category").get("term") for e in entries} == {"new", "update"}
+        # a feed-only search (no delivery set up) has its matches in its feed all the same
+        response = api.get(feed_only["feed_url"])
+        assert response.status_code == 200
+        entries = validate_atom(response.content).findall(f"{ATOM}entry")
+        assert sorted(e.find(f"{ATOM}id").text.split(":")[-2] for e in entries) == sorted(solar)
+        assert {e.find(f"{ATOM}category").get("term") for e in entries} == {"new"}
         detail = api.get(f"/saved-searches/{dead['id']}", headers={"Authorization": f"Bearer {token}"}).json()
         assert detail["deliveries"]["parked"] == len(solar) and "HTTP 500" in detail["deliveries"]["last_parked_reason"]

@@ -115,3 +115,10 @@ def test_upsert_triggers_tender_alerts_through_the_scheduler(cluster: AirflowClu
         summary = json.loads((Path(staging_dir) / "summary.json").read_text())
         assert summary["alerts"]["deliveries_sent"] == len(expected)
         assert summary["alerts"]["searches_evaluated"] == 1
+
+        # the UI's Assets view (its REST list): tenders, produced by upsert, scheduling tender_alerts, with an event
+        assets = _patient(lambda: cluster.request("GET", "/assets", params={"name_pattern": "tenders"})).json()
+        (asset,) = [a for a in assets["assets"] if a["name"] == "tenders"]
+        assert [d["dag_id"] for d in asset["scheduled_dags"]] == ["tender_alerts"]
+        assert [(t["dag_id"], t["task_id"]) for t in asset["producing_tasks"]] == [("tender_ingest", "upsert")]
+        assert asset["last_asset_event"] and asset["last_asset_event"]["id"] == events[0]["id"]

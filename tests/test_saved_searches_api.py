@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from xml.etree import ElementTree as ET
-
 import pytest
 from fastapi.testclient import TestClient
 
 from search_api.main import create_app
 from search_api.settings import ApiSettings
+from tests.atom import validate as validate_atom
 from tests.db_urls import BACKENDS, database_url
 from tests.services import free_port
 from tests.trap import Trap
@@ -128,8 +127,7 @@ def test_feed_needs_its_key_and_is_atom(api):
     assert api.get(f"/saved-searches/{created['id']}/feed", params={"key": "wrong"}).status_code == 404
     response = api.get(created["feed_url"])
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/atom+xml")
-    root = ET.fromstring(response.content)
-    assert root.tag == f"{ATOM}feed"
+    root = validate_atom(response.content)
     assert root.find(f"{ATOM}title").text == "Tender alerts: roads"
     assert root.find(f"{ATOM}id").text and root.find(f"{ATOM}updated").text
     assert root.findall(f"{ATOM}entry") == []
@@ -159,3 +157,40 @@ def test_openapi_declares_the_bearer_token_optional_on_post_and_required_elsewhe
                          ("/saved-searches/{search_id}", "delete")):
         assert paths[path][method]["security"] == [{"HTTPBearer": []}], (path, method)
     assert "security" not in paths["/saved-searches/{search_id}/feed"]["get"]  # the key in the URL is the secret
+
+
+def test_feed_entries_are_valid_atom_with_a_link_even_without_a_source_url(api):
+    """RFC 4287: an entry without content needs a rel=alternate link; a notice without a URL links to its page."""
+    from datetime import UTC, datetime, timedelta
+
+    from tender_pipeline.db import AlertMatch, make_engine, session_factory
+
+    created = _create(api)
+    base = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    cards = {"T-1": {"id": "T-1", "title": "Road works", "buyer": "NHA", "url": "https://example.org/n/T-1"},
+             "src:REF 12/2026": {"id": "src:REF 12/2026", "title": "Bridge <repairs> & paint", "url": ""}}
+    engine = make_engine(api.database_url)
+    with session_factory(engine)() as session:
+        for i, (kind, tid, version) in enumerate([("new", "T-1", "v1"), ("new", "src:REF 12/2026", "v1"),
+                                                  ("update", "src:REF 12/2026", "v2")]):
+            session.add(AlertMatch(saved_search_id=created["id"], tender_id=tid, version=version, kind=kind,
+                                   score=0.8, card=cards[tid], batch="run-1", status="feed", attempts=0, reason="",
+                                   matched_at=base + timedelta(minutes=i)))
+        session.commit()
+    engine.dispose()
+
+    response = api.get(created["feed_url"])
+    assert response.status_code == 200
+    root = validate_atom(response.content)
+    entries = root.findall(f"{ATOM}entry")
+    assert [e.find(f"{ATOM}title").text for e in entries] == [
+        "Update: Bridge <repairs> & paint", "Bridge <repairs> & paint", "Road works"]
+    links = [e.find(f"{ATOM}link[@rel='alternate']").get("href") for e in entries]
+    assert links == ["http://testserver/t/src%3AREF%2012/2026"] * 2 + ["https://example.org/n/T-1"]
+    assert [e.find(f"{ATOM}category").get("term") for e in entries] == ["update", "new", "new"]
+
+
+def test_the_documented_feed_example_is_valid_atom():
+    from search_api.routers.saved_searches import FEED_EXAMPLE
+
+    validate_atom(FEED_EXAMPLE.encode("utf-8"))

@@ -42,8 +42,12 @@ class Receiver:
         return self
 
     @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        return f"http://127.0.0.1:{self.port}/hook"
 
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
@@ -53,9 +57,12 @@ class Receiver:
 class Trap:
     """A listening TCP socket that records every connection made to it (nothing should be)."""
 
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host, self.port = host, port
+
     def __enter__(self) -> Trap:
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((self.host, self.port))
         self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from search_api.alerts import digest, webhooks
 from search_api.alerts.digest import EmailSender
-from search_api.alerts.webhook_url import UnsafeWebhookURL, check_webhook_url
+from search_api.alerts.webhook_url import UnsafeWebhookURL, resolve_webhook_url
 from search_api.models import SearchParams
 from search_api.search import card_fields
 from search_api.settings import ApiSettings
@@ -96,7 +96,22 @@ class BatchSearch:
         return self._collection
 
     def matches(self, saved: dict[str, Any], ids: list[str]) -> list[tuple[dict[str, Any], float]]:
-        """(card, score) of the batch notices the saved search finds at or above the threshold."""
+        """(card, score) of the batch notices the saved search finds at or above the threshold, best first.
+
+        The batch is searched in slices of at most SEARCH_EXHAUSTIVE_MAX ids, so each slice takes the
+        search's exhaustive path (Chroma ranks exactly those ids). One search over a larger batch would
+        take the broad-filter path instead: the collection-wide nearest vectors plus the BM25 top
+        notices, which at scale holds few of the batch's notices, and matches would go unsent.
+        """
+        s = self.settings
+        step = max(1, s.search_exhaustive_max)
+        found: list[tuple[dict[str, Any], float]] = []
+        for start in range(0, len(ids), step):
+            found += self._matches_in(saved, ids[start:start + step])
+        found.sort(key=lambda hit: hit[1], reverse=True)
+        return found[:s.alert_max_per_search]
+
+    def _matches_in(self, saved: dict[str, Any], ids: list[str]) -> list[tuple[dict[str, Any], float]]:
         s = self.settings
         found: list[tuple[dict[str, Any], float]] = []
         offset = 0
@@ -108,7 +123,7 @@ class BatchSearch:
             if len(keep) < PAGE:
                 break
             offset += PAGE
-        return found[:s.alert_max_per_search]
+        return found
 
     def cards(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         got = self.collection.get(ids=ids, include=["metadatas"]) if ids else {"ids": [], "metadatas": []}
@@ -230,7 +245,8 @@ def _delivery_id(saved: SavedSearch, items: list[dict]) -> str:
 def _send_webhook(saved: SavedSearch, items: list[dict], settings: ApiSettings, _send_email,
                   db_urls: list[str | None]) -> tuple[bool, int, str]:
     try:
-        url = check_webhook_url(saved.target, allow_private=settings.alert_webhook_allow_private, db_urls=db_urls)
+        url, address = resolve_webhook_url(saved.target, allow_private=settings.alert_webhook_allow_private,
+                                           db_urls=db_urls)
     except UnsafeWebhookURL as exc:
         return False, 0, f"refused: {exc}"
     delivery_id = _delivery_id(saved, items)
@@ -240,7 +256,7 @@ def _send_webhook(saved: SavedSearch, items: list[dict], settings: ApiSettings, 
                          for i in items]}
     result = webhooks.post(url, payload, secret=saved.webhook_secret or "", delivery_id=delivery_id,
                            attempts=settings.alert_webhook_attempts, backoff_s=settings.alert_webhook_backoff_s,
-                           timeout_s=settings.alert_webhook_timeout_s)
+                           timeout_s=settings.alert_webhook_timeout_s, address=address)
     return result.ok, result.attempts, result.reason
 
 

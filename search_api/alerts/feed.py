@@ -2,12 +2,15 @@
 
 Built with ElementTree, so every value is escaped; entry ids are stable
 ``urn:`` ids per (saved search, tender, version), so a feed reader shows a
-corrigendum as a new entry ("Update: ...") and never repeats one.
+corrigendum as a new entry ("Update: ...") and never repeats one. Every
+entry links (rel="alternate", which RFC 4287 requires of an entry without
+content) to the notice's source URL, or to its page here when it has none.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -27,8 +30,8 @@ def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> 
     return el
 
 
-def atom(search_id: str, name: str, created_at: datetime, self_url: str, matches: list) -> bytes:
-    """The feed document; ``matches`` are AlertMatch rows (newest first)."""
+def atom(search_id: str, name: str, created_at: datetime, self_url: str, matches: list, base_url: str) -> bytes:
+    """The feed document; ``matches`` are AlertMatch rows (newest first); ``base_url`` is this site's root."""
     feed = ET.Element(f"{{{ATOM}}}feed")
     _el(feed, "id", f"urn:tender-search:saved-search:{search_id}")
     _el(feed, "title", f"Tender alerts: {name}")
@@ -44,8 +47,9 @@ def atom(search_id: str, name: str, created_at: datetime, self_url: str, matches
         _el(entry, "title", f"Update: {title}" if m.kind == "update" else title)
         _el(entry, "updated", _iso(m.matched_at))
         url = card.get("url") or ""
-        if url.startswith(("http://", "https://")):
-            _el(entry, "link", rel="alternate", href=url)
+        if not url.startswith(("http://", "https://")):
+            url = f"{base_url.rstrip('/')}/t/{quote(m.tender_id, safe='/')}"
+        _el(entry, "link", rel="alternate", href=url)
         _el(entry, "category", term=m.kind)
         facts = [card.get("buyer"), card.get("country"),
                  f"closes {card['closing_date']}" if card.get("closing_date") else None]

@@ -3,7 +3,10 @@
 Checked when a saved search is created (a clear 422) and again right before
 each delivery (DNS may have changed since). Private and loopback addresses are
 refused too unless ALERT_WEBHOOK_ALLOW_PRIVATE is set (tests, intranets);
-even then the database ports stay off limits.
+even then the database ports stay off limits. A delivery connects to the
+address this check approved (``resolve_webhook_url``), never to what a second
+DNS lookup returns, so a name that re-resolves between the check and the
+request (DNS rebinding) cannot steer the POST to a refused address.
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ def database_endpoints(db_urls: Iterable[str | None]) -> set[tuple[Address, int]
 
 def check_webhook_url(url: str, *, allow_private: bool, db_urls: Iterable[str | None] = ()) -> str:
     """The URL when it is safe to POST to; raises UnsafeWebhookURL otherwise."""
+    return resolve_webhook_url(url, allow_private=allow_private, db_urls=db_urls)[0]
+
+
+def resolve_webhook_url(url: str, *, allow_private: bool, db_urls: Iterable[str | None] = ()) -> tuple[str, str]:
+    """(URL, the address to connect to) when every address the host resolves to is safe; raises otherwise."""
     parts = urlsplit(url.strip())
     if parts.scheme.lower() not in {"http", "https"}:
         raise UnsafeWebhookURL(f"webhook URL must use http or https, not {parts.scheme or 'no scheme'!r}")
@@ -73,7 +81,8 @@ def check_webhook_url(url: str, *, allow_private: bool, db_urls: Iterable[str | 
     if host in METADATA_HOSTS:
         raise UnsafeWebhookURL(f"webhook host {host!r} is a cloud metadata service")
     databases = database_endpoints(db_urls)
-    for addr in _resolve(host, port):
+    addresses = sorted(_resolve(host, port), key=lambda a: (a.version, int(a)))  # IPv4 first, stable
+    for addr in addresses:
         mapped = getattr(addr, "ipv4_mapped", None) or addr
         if mapped.is_link_local or mapped.is_multicast or mapped.is_unspecified or mapped.is_reserved:
             raise UnsafeWebhookURL(f"webhook host {host!r} resolves to {mapped}, a link-local/metadata "
@@ -83,4 +92,4 @@ def check_webhook_url(url: str, *, allow_private: bool, db_urls: Iterable[str | 
                                    "(set ALERT_WEBHOOK_ALLOW_PRIVATE=true to allow)")
         if (mapped, port) in databases or (addr, port) in databases:
             raise UnsafeWebhookURL(f"webhook URL points at a database ({host}:{port})")
-    return url.strip()
+    return url.strip(), str(addresses[0])

@@ -6,7 +6,10 @@ when the search was created), so a receiver can verify the sender and that
 nothing was altered. ``X-Tender-Delivery`` stays the same across retries so a
 receiver can drop a duplicate. 5xx, 408, 429 and connection errors are retried
 with exponential backoff (tenacity); any other status gives up at once.
-Redirects are not followed (a redirect could lead anywhere).
+Redirects are not followed (a redirect could lead anywhere). Given
+``address``, the request connects there — the address the URL check approved —
+with the URL's host still in the Host header and TLS SNI, and the certificate
+still verified for that host.
 """
 
 from __future__ import annotations
@@ -49,11 +52,17 @@ def encode(payload: dict) -> bytes:
 
 
 def post(url: str, payload: dict, *, secret: str, delivery_id: str, attempts: int, backoff_s: float,
-         timeout_s: float, client: httpx.Client | None = None) -> PostResult:
+         timeout_s: float, client: httpx.Client | None = None, address: str | None = None) -> PostResult:
     """POST ``payload`` until a 2xx or ``attempts`` are spent; never raises for HTTP trouble."""
     body = encode(payload)
     headers = {"Content-Type": "application/json", "User-Agent": "tender-search-alerts/1",
                SIGNATURE_HEADER: sign(secret, body), DELIVERY_HEADER: delivery_id}
+    target, extensions = httpx.URL(url), {}
+    if address:  # connect to the checked address; the host stays in Host and SNI
+        headers["Host"] = target.netloc.decode("ascii")
+        if target.scheme == "https":
+            extensions["sni_hostname"] = target.host
+        target = target.copy_with(host=address)
     own = client is None
     client = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
     made = 0
@@ -62,7 +71,7 @@ def post(url: str, payload: dict, *, secret: str, delivery_id: str, attempts: in
         nonlocal made
         made += 1
         try:
-            resp = client.post(url, content=body, headers=headers)
+            resp = client.post(target, content=body, headers=headers, extensions=extensions)
         except httpx.HTTPError as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
         if 200 <= resp.status_code < 300:

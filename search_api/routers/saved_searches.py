@@ -166,9 +166,11 @@ def delete(search_id: SearchId, services: ServicesDep, owner_hash: Annotated[str
 
 FEED_EXAMPLE = ('<?xml version=\'1.0\' encoding=\'utf-8\'?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
                 '<id>urn:tender-search:saved-search:ss_3f9c2a7e</id><title>Tender alerts: Road works</title>'
-                '<updated>2026-11-29T12:00:00Z</updated><entry><id>urn:tender-search:alert:ss_3f9c2a7e:'
+                '<updated>2026-11-29T12:00:00Z</updated><author><name>Tender search</name></author>'
+                '<entry><id>urn:tender-search:alert:ss_3f9c2a7e:'
                 'PK-NHA-2026-1002:1</id><title>Rehabilitation of N-55</title><updated>2026-11-29T12:00:00Z'
-                '</updated><category term="new" /><summary>National Highway Authority · Pakistan</summary>'
+                '</updated><link rel="alternate" href="https://tenders.example.org/pk/PK-NHA-2026-1002" />'
+                '<category term="new" /><summary>National Highway Authority · Pakistan</summary>'
                 '</entry></feed>')
 
 
@@ -187,5 +189,6 @@ def atom_feed(search_id: SearchId, request: Request, services: ServicesDep,
         matches = list(session.scalars(select(AlertMatch).where(AlertMatch.saved_search_id == search.id)
                                        .order_by(AlertMatch.matched_at.desc(), AlertMatch.id.desc())
                                        .limit(FEED_ENTRIES)))
-        body = feed.atom(search.id, search.name, search.created_at, str(request.url), matches)
+        body = feed.atom(search.id, search.name, search.created_at, str(request.url), matches,
+                         str(request.base_url))
     return Response(body, media_type="application/atom+xml")
