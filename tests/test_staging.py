@@ -131,6 +131,48 @@ def test_moto_honours_conditional_put(s3_env):
     assert s3_env.get_object(Bucket=BUCKET, Key="cond/k")["Body"].read() == b"1"
 
 
+def _ignores_conditional_puts(endpoint: str):
+    """A client whose PUTs reach the store without If-None-Match: an S3-compatible store that ignores it."""
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="x",
+                          region_name="us-east-1")
+
+    def drop(request, **_):
+        del request.headers["If-None-Match"]  # before signing, so the request is a plain, valid PUT
+
+    client.meta.events.register("before-sign.s3.PutObject", drop)
+    return client
+
+
+def test_a_store_that_ignores_conditional_puts_is_refused_for_the_ledger(s3_endpoint, tmp_path):
+    """Two claimants would both win on such a store; the ledger proves the store first and refuses it."""
+    from tender_pipeline.errors import USER_ERRORS
+
+    root = f"s3://{BUCKET}/unsafe/_ledger"
+    raw = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="x", aws_secret_access_key="x",
+                       region_name="us-east-1")
+    staging._STORES.clear()
+    staging.use_s3_client(lambda: _ignores_conditional_puts(s3_endpoint))
+    try:
+        # what the probe guards against: without it, both runs claim the file
+        marker = staging.location(root) / "m.json"
+        assert staging.create_exclusive(marker, b"a") and staging.create_exclusive(marker, b"b")
+        marker.unlink()
+        with pytest.raises(staging.UnsafeStoreError, match="If-None-Match") as refused:
+            sources.Ledger(root).claim("s3://incoming/2026-11-27/02/batch.csv", "ab" * 32, "run_a")
+        assert isinstance(refused.value, USER_ERRORS)  # configuration: the DAG fails at once, no retries
+        assert _keys(raw, "unsafe/") == []  # no claim, and the probe object is gone
+    finally:
+        staging._STORES.clear()
+    # the same bucket through a client that sends the header: proven once, then claims as usual
+    staging.use_s3_client(lambda: raw)
+    try:
+        ledger = sources.Ledger(root)
+        assert ledger.claim("u", "s", "run_a") and not ledger.claim("u", "s", "run_b")
+        assert [e["run_id"] for e in ledger.entries()] == ["run_a"]
+    finally:
+        staging._STORES.clear()
+
+
 def test_other_fsspec_stores_stage_but_refuse_the_ledger():
     run = staging.run_dir("memory://tender-tests/staging", "r3")
     staging.write_jsonl(run / "valid.jsonl", [{"a": 1}])

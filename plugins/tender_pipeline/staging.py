@@ -34,6 +34,7 @@ import os
 import re
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -238,6 +239,7 @@ class S3Store(_Store):
         self._factory = factory
         self._client = None
         self._pid = os.getpid()
+        self._proven: set[str] = set()  # buckets seen refusing a second conditional PUT
 
     @property
     def client(self):
@@ -294,6 +296,30 @@ class S3Store(_Store):
                 if code != "ConditionalRequestConflict":  # 409: a concurrent write in flight; ask again
                     raise
         return False
+
+    def prove_create_only_if_absent(self, folder: str) -> None:
+        """Check once per bucket that the store refuses a second ``If-None-Match: *`` PUT of one key.
+
+        An S3-compatible store that ignores the header would let every claimant
+        "win" and silently ingest a file twice, so the ledger asks the store
+        itself rather than trusting the URL: a probe object under ``folder``,
+        created twice, then removed.
+        """
+        bucket, _ = self._split(folder)
+        if bucket in self._proven:
+            return
+        probe = f"{folder.rstrip('/')}/.conditional-put-probe-{uuid.uuid4().hex}"
+        try:
+            first, second = self.create(probe, b"1"), self.create(probe, b"2")
+        finally:
+            with contextlib.suppress(Exception):  # a left-over probe is a few bytes; never fail a run over it
+                self.delete(probe)
+        if not (first and not second):
+            raise UnsafeStoreError(
+                f"s3://{bucket} accepted a second PUT with If-None-Match: * for one key, so two hosts could both "
+                "claim a file: point LEDGER_URI at a store that honours conditional writes (AWS S3 does), or at a "
+                "local folder when one worker host runs fetch")
+        self._proven.add(bucket)
 
     def exists(self, uri: str) -> bool:
         bucket, key = self._split(uri)
@@ -478,6 +504,17 @@ def create_exclusive(path: StagePath | str, data: bytes) -> bool:
         finally:
             if tmp is not None:
                 os.unlink(tmp)
+
+
+def prove_create_only_if_absent(folder: StagePath | str) -> None:
+    """Make sure ``folder``'s store really creates only if absent (see :func:`create_exclusive`).
+
+    On S3 a probe per bucket and process (:meth:`S3Store.prove_create_only_if_absent`);
+    a local folder relies on link(2); other stores refuse in ``create`` itself.
+    """
+    folder = location(folder)
+    if isinstance(folder, RemotePath) and isinstance(folder.store, S3Store):
+        folder.store.prove_create_only_if_absent(folder.uri)
 
 
 def check_writable(folder: StagePath | str) -> None:
