@@ -17,6 +17,7 @@ import pytest
 
 from tender_pipeline import pipeline, sources, staging
 from tender_pipeline.settings import Settings
+from tests.gemini_fake import FakeGemini, gemini_settings
 from tests.services import moto_s3_server
 
 BUCKET = "tender-staging"
@@ -219,4 +220,43 @@ def test_pipeline_stages_on_s3_match_local_staging(s3_env, tmp_path, sample_csv,
                                                             staging.read_json(f"s3://{BUCKET}/pipeline/staging/"
                                                                               "scheduled__1/fetch.json")["files"]]
     assert len([k for k in keys if k.startswith("pipeline/staging/_ledger/")]) == 1
+    assert list(workdir.iterdir()) == []
+
+
+def test_gemini_cache_is_per_worker_with_s3_staging_and_the_summary_counts_misses(s3_env, tmp_path, sample_csv,
+                                                                                   monkeypatch):
+    """Two workers, each with its own cache file: the second pays Gemini again for the same answers, and
+    summary.json says how many records missed the cache. Nothing lands in the working directory."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)  # the old default, <STAGING_URI>/_enrich_cache.sqlite, would land here
+    with FakeGemini() as fake:
+        def run_on(worker: str, run_id: str) -> tuple[dict, list[dict]]:
+            monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / worker))
+            settings = gemini_settings(fake.base_url, tmp_path, staging_uri=f"s3://{BUCKET}/gemini/staging/",
+                                       enrich_cache_path="", chroma_path=str(tmp_path / "chroma"),
+                                       tender_collection="t_gemini", gemini_enrich_batch_size=10)
+            run = pipeline.fetch(settings, run_id, source=str(sample_csv))
+            pipeline.enrich(settings, pipeline.validate(settings, run, limit=20))
+            enriched = [row["enrichment"] for row in staging.read_jsonl(f"{run}/enriched.jsonl")]
+            return pipeline.summarize(staging.location(run)), enriched
+
+        first, answers = run_on("worker-a", "run_a")
+        records, calls = first["valid"], fake.count("generate")
+        assert records == 20 and calls >= 2
+        assert first["enrichment_cache_misses"] == records
+        assert first["enrichment_sources"] == {"gemini": records}
+
+        again, same = run_on("worker-a", "run_a2")  # the same worker: every record from its cache
+        assert again["enrichment_cache_misses"] == 0 and again["enrichment_usage"]["cache_hits"] == records
+        assert fake.count("generate") == calls and same == answers
+
+        other, theirs = run_on("worker-b", "run_b")  # another worker: its own, empty cache
+        assert other["enrichment_cache_misses"] == records and fake.count("generate") == 2 * calls
+        assert theirs == answers  # extra cost, never another result
+
+    from tender_pipeline.gemini.cache import EnrichmentCache
+
+    for worker in ("worker-a", "worker-b"):
+        assert len(EnrichmentCache(tmp_path / worker / "tender_pipeline" / "enrich_cache.sqlite")) == records
     assert list(workdir.iterdir()) == []
