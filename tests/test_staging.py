@@ -92,6 +92,29 @@ def test_a_failed_write_leaves_the_previous_artefact_whole(root):
     assert [p.name for p in staging.listdir(run)] == ["enriched.jsonl"]  # no temp file left behind
 
 
+def test_embeddings_are_written_and_read_in_chunks(root):
+    """embeddings.npy is built chunk by chunk and read back as a memory map; a short write is never published."""
+    run = staging.run_dir(str(root), "r-npy")
+    rng = np.random.default_rng(1)
+    chunks = [rng.random((n, 8), dtype=np.float32) for n in (256, 256, 37)]
+    with staging.npy_writer(run / "embeddings.npy", 549, 8) as add:
+        for chunk in chunks:
+            add(chunk)
+    with staging.open_npy(run / "embeddings.npy") as vectors:
+        assert isinstance(vectors, np.memmap) and vectors.shape == (549, 8)
+        assert np.array_equal(vectors[256:512], chunks[1]) and np.array_equal(vectors[-37:], chunks[2])
+    assert np.array_equal(staging.read_npy(run / "embeddings.npy"), np.vstack(chunks))  # a plain .npy
+
+    with pytest.raises(ValueError, match="1 rows written, 549 announced"):  # an embedder that returned too few
+        with staging.npy_writer(run / "embeddings.npy", 549, 8) as add:
+            add(chunks[2][:1])
+    with pytest.raises(ValueError, match="does not fit"):
+        with staging.npy_writer(run / "embeddings.npy", 549, 8) as add:
+            add(rng.random((3, 9)))
+    assert staging.read_npy(run / "embeddings.npy").shape == (549, 8)  # the whole earlier file, untouched
+    assert [p.name for p in staging.listdir(run)] == ["embeddings.npy"]
+
+
 def test_files_move_in_and_come_back_as_local_files(root, tmp_path):
     src = tmp_path / "batch.csv"
     src.write_bytes(b"tender_id,title\nA1,Road\n")
