@@ -18,6 +18,7 @@ from functools import cache
 import pytest
 import yaml
 
+from tender_pipeline.staging import is_remote
 from tests.services import REPO
 from tests.test_compose import documented, interpolate_default
 
@@ -280,6 +281,8 @@ def agreement_problems(bp: dict, cp: dict) -> list[str]:
                 if (ref.get("type"), ref.get("name"), ref.get("property")) != (kind, target, prop):
                     problems.append(f"{where}: {key} must come from {source} {target}.{prop}")
             elif "value" in entry:
+                if key in OBJECT_STORAGE_OK and is_remote(entry["value"]):
+                    continue  # compose switches the same way, through .env (README "Running on several machines")
                 if entry["value"] != value:
                     problems.append(f"{where}: {key}={entry['value']!r} but compose sets {value!r}")
             elif not ("generateValue" in entry or ("sync" in entry and key in documented_vars)):
@@ -291,6 +294,8 @@ def agreement_problems(bp: dict, cp: dict) -> list[str]:
         disk = svc.get("disk")
         for key in ("FEEDBACK_PATH", "STAGING_URI", "LEXICAL_INDEX_PATH"):
             path = (renv.get(key) or {}).get("value")
+            if path and is_remote(path):
+                continue  # object storage (see staging_problems), compose's STAGING_URI from .env
             if path and not (disk and path.startswith(disk["mountPath"].rstrip("/") + "/")):
                 needs = name == "search-api" or name == "airflow-worker"
                 if needs:
@@ -306,6 +311,42 @@ def agreement_problems(bp: dict, cp: dict) -> list[str]:
     pool = re.search(r"airflow pools set \S+ \"[^\"]+\" \"[^\"]+\"", compose_command(cp, "airflow-init"))
     if not pool or pool.group(0) not in pre:
         problems.append("airflow-apiserver: preDeployCommand does not create airflow-init's pool")
+    return problems
+
+
+# --------------------------------------------------------------------------- several worker instances
+# Settings compose keeps on a volume by default and a multi-host stack points at object storage instead.
+OBJECT_STORAGE_OK = {"STAGING_URI", "LEDGER_URI"}
+
+
+def celery_workers(bp: dict) -> list[dict]:
+    return [s for s in bp.get("services") or []
+            if s.get("type") == "worker" and str(s.get("dockerCommand", "")).startswith("celery worker")]
+
+
+def worker_instances(bp: dict) -> int:
+    """How many Celery worker instances the blueprint can run (autoscaling counts its maximum)."""
+    return sum(int((s.get("scaling") or {}).get("maxInstances", s.get("numInstances", 1))) for s in celery_workers(bp))
+
+
+def staging_problems(bp: dict) -> list[str]:
+    """More than one worker instance share no disk on Render: staging and the ledger must be on s3://.
+
+    One instance may keep staging on its disk (and does by default). With more, a task on one instance
+    could not read what the task before it staged on another, and a ledger on per-instance disks would
+    let two runs claim one file; s3:// is the store the ledger is safe on across hosts.
+    """
+    if worker_instances(bp) <= 1:
+        return []
+    problems = []
+    for svc in celery_workers(bp):
+        env = render_env(bp, svc)
+        staging_uri = (env.get("STAGING_URI") or {}).get("value", "")
+        ledger_uri = (env.get("LEDGER_URI") or {}).get("value", "") or staging_uri
+        for key, uri in (("STAGING_URI", staging_uri), ("LEDGER_URI", ledger_uri)):
+            if not uri.startswith("s3://"):
+                problems.append(f"{svc['name']}: {worker_instances(bp)} worker instances share no disk, but "
+                                f"{key}={uri or '(unset)'!s} is not on s3://")
     return problems
 
 
@@ -336,6 +377,31 @@ def test_blueprint_has_the_issue_shape():
     assert {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"} <= generated
     secrets = {e["key"] for s in bp["services"] for e in s.get("envVars", []) if e.get("sync") is False}
     assert {"GEMINI_API_KEY", "_AIRFLOW_WWW_USER_PASSWORD"} <= secrets
+
+
+def test_staging_is_on_object_storage_whenever_more_than_one_worker_instance_runs():
+    bp = blueprint()
+    assert worker_instances(bp) == 1 and staging_problems(bp) == []  # the default: one worker, its disk
+
+    scaled = blueprint()
+    worker = _service(scaled, "airflow-worker")
+    worker.pop("disk")
+    worker["numInstances"] = 2
+    problems = staging_problems(scaled)
+    assert any("2 worker instances" in p and "STAGING_URI=/opt/airflow/data/staging/" in p for p in problems)
+
+    two = blueprint()
+    extra = copy.deepcopy(_service(two, "airflow-worker"))
+    extra.pop("disk")
+    extra.update(name="airflow-worker-models", scaling={"minInstances": 1, "maxInstances": 3})
+    two["services"].append(extra)
+    assert worker_instances(two) == 4 and len(staging_problems(two)) == 4  # both services, staging and ledger
+    group = next(g for g in two["envVarGroups"] if g["name"] == "tender-airflow")
+    next(e for e in group["envVars"] if e["key"] == "STAGING_URI")["value"] = "s3://my-bucket/tenders/staging/"
+    assert staging_problems(two) == [] and spec_problems(two) == []
+    assert agreement_problems(two, compose()) == []  # compose takes STAGING_URI=s3://... from .env the same way
+    group["envVars"].append({"key": "LEDGER_URI", "value": "/opt/airflow/data/ledger/"})
+    assert [p.split(":")[0] for p in staging_problems(two)] == ["airflow-worker", "airflow-worker-models"]
 
 
 def test_health_check_is_a_real_route():

@@ -17,6 +17,7 @@ import pytest
 
 from tender_pipeline import pipeline, sources, staging
 from tender_pipeline.settings import Settings
+from tests.gemini_fake import FakeGemini, gemini_settings
 from tests.services import moto_s3_server
 
 BUCKET = "tender-staging"
@@ -91,6 +92,29 @@ def test_a_failed_write_leaves_the_previous_artefact_whole(root):
     assert [p.name for p in staging.listdir(run)] == ["enriched.jsonl"]  # no temp file left behind
 
 
+def test_embeddings_are_written_and_read_in_chunks(root):
+    """embeddings.npy is built chunk by chunk and read back as a memory map; a short write is never published."""
+    run = staging.run_dir(str(root), "r-npy")
+    rng = np.random.default_rng(1)
+    chunks = [rng.random((n, 8), dtype=np.float32) for n in (256, 256, 37)]
+    with staging.npy_writer(run / "embeddings.npy", 549, 8) as add:
+        for chunk in chunks:
+            add(chunk)
+    with staging.open_npy(run / "embeddings.npy") as vectors:
+        assert isinstance(vectors, np.memmap) and vectors.shape == (549, 8)
+        assert np.array_equal(vectors[256:512], chunks[1]) and np.array_equal(vectors[-37:], chunks[2])
+    assert np.array_equal(staging.read_npy(run / "embeddings.npy"), np.vstack(chunks))  # a plain .npy
+
+    with pytest.raises(ValueError, match="1 rows written, 549 announced"):  # an embedder that returned too few
+        with staging.npy_writer(run / "embeddings.npy", 549, 8) as add:
+            add(chunks[2][:1])
+    with pytest.raises(ValueError, match="does not fit"):
+        with staging.npy_writer(run / "embeddings.npy", 549, 8) as add:
+            add(rng.random((3, 9)))
+    assert staging.read_npy(run / "embeddings.npy").shape == (549, 8)  # the whole earlier file, untouched
+    assert [p.name for p in staging.listdir(run)] == ["embeddings.npy"]
+
+
 def test_files_move_in_and_come_back_as_local_files(root, tmp_path):
     src = tmp_path / "batch.csv"
     src.write_bytes(b"tender_id,title\nA1,Road\n")
@@ -129,6 +153,48 @@ def test_moto_honours_conditional_put(s3_env):
     with pytest.raises(s3_env.exceptions.ClientError, match="PreconditionFailed"):
         s3_env.put_object(Bucket=BUCKET, Key="cond/k", Body=b"2", IfNoneMatch="*")
     assert s3_env.get_object(Bucket=BUCKET, Key="cond/k")["Body"].read() == b"1"
+
+
+def _ignores_conditional_puts(endpoint: str):
+    """A client whose PUTs reach the store without If-None-Match: an S3-compatible store that ignores it."""
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="x",
+                          region_name="us-east-1")
+
+    def drop(request, **_):
+        del request.headers["If-None-Match"]  # before signing, so the request is a plain, valid PUT
+
+    client.meta.events.register("before-sign.s3.PutObject", drop)
+    return client
+
+
+def test_a_store_that_ignores_conditional_puts_is_refused_for_the_ledger(s3_endpoint, tmp_path):
+    """Two claimants would both win on such a store; the ledger proves the store first and refuses it."""
+    from tender_pipeline.errors import USER_ERRORS
+
+    root = f"s3://{BUCKET}/unsafe/_ledger"
+    raw = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="x", aws_secret_access_key="x",
+                       region_name="us-east-1")
+    staging._STORES.clear()
+    staging.use_s3_client(lambda: _ignores_conditional_puts(s3_endpoint))
+    try:
+        # what the probe guards against: without it, both runs claim the file
+        marker = staging.location(root) / "m.json"
+        assert staging.create_exclusive(marker, b"a") and staging.create_exclusive(marker, b"b")
+        marker.unlink()
+        with pytest.raises(staging.UnsafeStoreError, match="If-None-Match") as refused:
+            sources.Ledger(root).claim("s3://incoming/2026-11-27/02/batch.csv", "ab" * 32, "run_a")
+        assert isinstance(refused.value, USER_ERRORS)  # configuration: the DAG fails at once, no retries
+        assert _keys(raw, "unsafe/") == []  # no claim, and the probe object is gone
+    finally:
+        staging._STORES.clear()
+    # the same bucket through a client that sends the header: proven once, then claims as usual
+    staging.use_s3_client(lambda: raw)
+    try:
+        ledger = sources.Ledger(root)
+        assert ledger.claim("u", "s", "run_a") and not ledger.claim("u", "s", "run_b")
+        assert [e["run_id"] for e in ledger.entries()] == ["run_a"]
+    finally:
+        staging._STORES.clear()
 
 
 def test_other_fsspec_stores_stage_but_refuse_the_ledger():
@@ -177,4 +243,43 @@ def test_pipeline_stages_on_s3_match_local_staging(s3_env, tmp_path, sample_csv,
                                                             staging.read_json(f"s3://{BUCKET}/pipeline/staging/"
                                                                               "scheduled__1/fetch.json")["files"]]
     assert len([k for k in keys if k.startswith("pipeline/staging/_ledger/")]) == 1
+    assert list(workdir.iterdir()) == []
+
+
+def test_gemini_cache_is_per_worker_with_s3_staging_and_the_summary_counts_misses(s3_env, tmp_path, sample_csv,
+                                                                                   monkeypatch):
+    """Two workers, each with its own cache file: the second pays Gemini again for the same answers, and
+    summary.json says how many records missed the cache. Nothing lands in the working directory."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)  # the old default, <STAGING_URI>/_enrich_cache.sqlite, would land here
+    with FakeGemini() as fake:
+        def run_on(worker: str, run_id: str) -> tuple[dict, list[dict]]:
+            monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / worker))
+            settings = gemini_settings(fake.base_url, tmp_path, staging_uri=f"s3://{BUCKET}/gemini/staging/",
+                                       enrich_cache_path="", chroma_path=str(tmp_path / "chroma"),
+                                       tender_collection="t_gemini", gemini_enrich_batch_size=10)
+            run = pipeline.fetch(settings, run_id, source=str(sample_csv))
+            pipeline.enrich(settings, pipeline.validate(settings, run, limit=20))
+            enriched = [row["enrichment"] for row in staging.read_jsonl(f"{run}/enriched.jsonl")]
+            return pipeline.summarize(staging.location(run)), enriched
+
+        first, answers = run_on("worker-a", "run_a")
+        records, calls = first["valid"], fake.count("generate")
+        assert records == 20 and calls >= 2
+        assert first["enrichment_cache_misses"] == records
+        assert first["enrichment_sources"] == {"gemini": records}
+
+        again, same = run_on("worker-a", "run_a2")  # the same worker: every record from its cache
+        assert again["enrichment_cache_misses"] == 0 and again["enrichment_usage"]["cache_hits"] == records
+        assert fake.count("generate") == calls and same == answers
+
+        other, theirs = run_on("worker-b", "run_b")  # another worker: its own, empty cache
+        assert other["enrichment_cache_misses"] == records and fake.count("generate") == 2 * calls
+        assert theirs == answers  # extra cost, never another result
+
+    from tender_pipeline.gemini.cache import EnrichmentCache
+
+    for worker in ("worker-a", "worker-b"):
+        assert len(EnrichmentCache(tmp_path / worker / "tender_pipeline" / "enrich_cache.sqlite")) == records
     assert list(workdir.iterdir()) == []

@@ -257,17 +257,16 @@ def embed(settings: Settings, run_dir: str) -> str:
     lower_priority(settings)
     with _stage(run, "embed") as stats:
         embedder = get_embedder(settings)
-        total = staging.read_json(run / "enrich.json").get("enriched")
-        parts: list[np.ndarray] = []  # only the vectors stay in memory (1.5 KB a record), not the records
-        with _bar(total or 0, "embed") as bar:
+        total = int(staging.read_json(run / "enrich.json").get("enriched", 0))
+        # each chunk's vectors go straight to the file: neither records nor all the vectors are held at once
+        with _bar(total, "embed") as bar, \
+                staging.npy_writer(run / "embeddings.npy", total, embedder.dim) as add:
             for chunk in _chunks((document_text(EnrichedTender.model_validate(row))
                                   for row in staging.read_jsonl(run / "enriched.jsonl")), EMBED_CHUNK):
-                parts.append(embedder.embed_documents(chunk))
+                add(embedder.embed_documents(chunk))
                 bar.update(len(chunk))
-        vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
-        staging.write_npy(run / "embeddings.npy", vectors)
         usage = getattr(embedder, "usage", None)
-        stats.update(embedded=len(vectors), model=embedder.model_id, dim=embedder.dim,
+        stats.update(embedded=total, model=embedder.model_id, dim=embedder.dim,
                      usage=usage() if callable(usage) else {})
     return run_dir
 
@@ -287,8 +286,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
     """Write vectors, documents and metadata to Chroma; returns and saves the run summary."""
     run = staging.location(run_dir)
-    with _stage(run, "upsert") as stats:
-        vectors = staging.read_npy(run / "embeddings.npy")
+    with _stage(run, "upsert") as stats, staging.open_npy(run / "embeddings.npy") as vectors:  # rows read per chunk
         enriched = staging.read_json(run / "enrich.json")
         if len(vectors) != enriched.get("enriched", len(vectors)):
             raise RuntimeError(f"{enriched['enriched']} enriched records but {len(vectors)} vectors; rerun embed")
@@ -308,7 +306,7 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 texts = [document_text(i) for i in items]
                 metas = [identity.with_versions(store.to_metadata(i, now, reporter), r)
                          for i, r in zip(items, rows, strict=True)]
-                written += store.upsert(collection, ids, vectors[seen:seen + len(items)], texts, metas,
+                written += store.upsert(collection, ids, np.asarray(vectors[seen:seen + len(items)]), texts, metas,
                                         client=client, progress=bar.update)
                 writer.upsert(ids, metas, texts, vectors[seen:seen + len(items)])
                 seen += len(items)

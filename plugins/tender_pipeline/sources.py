@@ -308,6 +308,7 @@ class Ledger:
 
     def claim(self, uri: str, sha: str, run_id: str) -> bool:
         """True if this run may process the file (new to the ledger, or already this run's)."""
+        staging.prove_create_only_if_absent(self.root)  # once per bucket: a store ignoring If-None-Match is refused
         body = json.dumps({"uri": uri, "sha256": sha, "run_id": run_id,
                            "claimed_at": datetime.now().astimezone().isoformat()})
         if staging.create_exclusive(self._marker(uri, sha), body.encode("utf-8")):

@@ -34,6 +34,7 @@ import os
 import re
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -238,6 +239,7 @@ class S3Store(_Store):
         self._factory = factory
         self._client = None
         self._pid = os.getpid()
+        self._proven: set[str] = set()  # buckets seen refusing a second conditional PUT
 
     @property
     def client(self):
@@ -294,6 +296,30 @@ class S3Store(_Store):
                 if code != "ConditionalRequestConflict":  # 409: a concurrent write in flight; ask again
                     raise
         return False
+
+    def prove_create_only_if_absent(self, folder: str) -> None:
+        """Check once per bucket that the store refuses a second ``If-None-Match: *`` PUT of one key.
+
+        An S3-compatible store that ignores the header would let every claimant
+        "win" and silently ingest a file twice, so the ledger asks the store
+        itself rather than trusting the URL: a probe object under ``folder``,
+        created twice, then removed.
+        """
+        bucket, _ = self._split(folder)
+        if bucket in self._proven:
+            return
+        probe = f"{folder.rstrip('/')}/.conditional-put-probe-{uuid.uuid4().hex}"
+        try:
+            first, second = self.create(probe, b"1"), self.create(probe, b"2")
+        finally:
+            with contextlib.suppress(Exception):  # a left-over probe is a few bytes; never fail a run over it
+                self.delete(probe)
+        if not (first and not second):
+            raise UnsafeStoreError(
+                f"s3://{bucket} accepted a second PUT with If-None-Match: * for one key, so two hosts could both "
+                "claim a file: point LEDGER_URI at a store that honours conditional writes (AWS S3 does), or at a "
+                "local folder when one worker host runs fetch")
+        self._proven.add(bucket)
 
     def exists(self, uri: str) -> bool:
         bucket, key = self._split(uri)
@@ -480,6 +506,17 @@ def create_exclusive(path: StagePath | str, data: bytes) -> bool:
                 os.unlink(tmp)
 
 
+def prove_create_only_if_absent(folder: StagePath | str) -> None:
+    """Make sure ``folder``'s store really creates only if absent (see :func:`create_exclusive`).
+
+    On S3 a probe per bucket and process (:meth:`S3Store.prove_create_only_if_absent`);
+    a local folder relies on link(2); other stores refuse in ``create`` itself.
+    """
+    folder = location(folder)
+    if isinstance(folder, RemotePath) and isinstance(folder.store, S3Store):
+        folder.store.prove_create_only_if_absent(folder.uri)
+
+
 def check_writable(folder: StagePath | str) -> None:
     """Fail early, in one line, when a local staging folder cannot take a file (object stores: no-op)."""
     folder = location(folder)
@@ -532,3 +569,42 @@ def write_npy(path: StagePath | str, array: np.ndarray) -> None:
 def read_npy(path: StagePath | str) -> np.ndarray:
     with local_copy(path) as local:
         return np.load(local)
+
+
+@contextlib.contextmanager
+def npy_writer(path: StagePath | str, rows: int, dim: int) -> Iterator[Callable[[np.ndarray], None]]:
+    """Write a ``(rows, dim)`` float32 .npy chunk by chunk, so the whole array is never in memory.
+
+    Yields ``add(chunk)``; published atomically (like :func:`writer`) only when
+    exactly ``rows`` rows were added, so a short or failed stage leaves nothing a
+    later stage could read.
+    """
+    added = 0
+    with writer(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                                  "fortran_order": False, "shape": (rows, dim)})
+
+        def add(chunk: np.ndarray) -> None:
+            nonlocal added
+            chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+            if chunk.ndim != 2 or chunk.shape[1] != dim or added + len(chunk) > rows:
+                raise ValueError(f"{path}: a chunk of shape {chunk.shape} does not fit ({rows}, {dim}) "
+                                 f"after {added} rows")
+            fh.write(chunk.tobytes())
+            added += len(chunk)
+
+        yield add
+        if added != rows:
+            raise ValueError(f"{path}: {added} rows written, {rows} announced")
+
+
+@contextlib.contextmanager
+def open_npy(path: StagePath | str) -> Iterator[np.ndarray]:
+    """A read-only memory map of a staged .npy (an object is downloaded to a temp file first, streamed):
+    rows are read from disk as they are sliced, not all at once."""
+    with local_copy(path) as local:
+        array = np.load(local, mmap_mode="r")
+        try:
+            yield array
+        finally:
+            del array
