@@ -306,9 +306,9 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 texts = [document_text(i) for i in items]
                 metas = [identity.with_versions(store.to_metadata(i, now, reporter), r)
                          for i, r in zip(items, rows, strict=True)]
-                written += store.upsert(collection, ids, np.asarray(vectors[seen:seen + len(items)]), texts, metas,
-                                        client=client, progress=bar.update)
-                writer.upsert(ids, metas, texts, vectors[seen:seen + len(items)])
+                chunk = np.asarray(vectors[seen:seen + len(items)])  # read from the memory map once
+                written += store.upsert(collection, ids, chunk, texts, metas, client=client, progress=bar.update)
+                writer.upsert(ids, metas, texts, chunk)
                 seen += len(items)
                 inserted.update(r["file"] for r in rows if not r["existed"])
                 updated.update(r["file"] for r in rows if r["existed"])
