@@ -17,6 +17,16 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 
+def _writer_queue() -> dict[str, str]:
+    """Retire and compact write the lexical index, whose writers share one folder: they run on the queue
+    ``upsert`` runs on (``TENDER_TASK_QUEUES``, validated by tender_ingest), i.e. on the writer's machine."""
+    for item in os.environ.get("TENDER_TASK_QUEUES", "").split(","):
+        name, _, queue = (x.strip() for x in item.partition("="))
+        if name == "upsert" and queue:
+            return {"queue": queue}
+    return {}
+
+
 def _settings():
     from tender_pipeline.settings import Settings
 
@@ -30,7 +40,7 @@ def _settings():
     catchup=False,  # retiring "as of yesterday" twice changes nothing; only the latest run matters
     max_active_runs=1,
     default_args={"owner": "tender-search", "retries": int(os.environ.get("TENDER_RETRIES", "3")),
-                  "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
+                  "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True, **_writer_queue()},
     dagrun_timeout=timedelta(hours=4),
     tags=["tenders", "maintenance"],
     doc_md=__doc__,

@@ -76,6 +76,16 @@ def test_tasks_route_to_the_queues_the_env_names(monkeypatch):
     assert {t.queue for t in unset.dags["tender_ingest"].tasks} == {default}
 
 
+def test_maintenance_runs_where_upsert_runs(monkeypatch):
+    from airflow.configuration import conf
+
+    bag = _parse(monkeypatch, "fetch=ingest,upsert=index")
+    assert {t.task_id: t.queue for t in bag.dags["tender_maintenance"].tasks} == {"retire": "index",
+                                                                                  "compact": "index"}
+    default = conf.get("operators", "default_queue")
+    assert {t.queue for t in _parse(monkeypatch, "fetch=ingest").dags["tender_maintenance"].tasks} == {default}
+
+
 def test_a_queue_for_an_unknown_task_is_an_import_error(monkeypatch):
     bag = _parse(monkeypatch, "fetch=ingest,upload=models")
     assert "tender_ingest" not in bag.dags
