@@ -321,6 +321,11 @@ class LexicalIndex:
     def _term(self, name: str, value: Any) -> tantivy.Query:
         return tantivy.Query.term_query(self.schema, name, value, index_option="basic")
 
+    def _any(self, name: str, values: Iterable[str]) -> tantivy.Query:
+        """Any of these terms, for the per-search sets (a few hundred ids at most): a union of term
+        queries costs half what ``term_set_query`` does (0.35 ms fixed + ~10 µs a term at 100k)."""
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, self._term(name, v)) for v in values])
+
     def _range(self, name: str, kind, lower=None, upper=None) -> tantivy.Query:
         return tantivy.Query.range_query(self.schema, name, kind, lower, upper)
 
@@ -395,7 +400,7 @@ class LexicalIndex:
         if not forms:
             return []
         s = searcher or self.searcher()
-        ids = tantivy.Query.term_set_query(self.schema, "id_key", [norm(f) for f in forms])
+        ids = self._any("id_key", [norm(f) for f in forms])
         got = s.search(self._and(self.filter_query(filters), ids), limit=20, count=False)
         return [self._hit(s, 1.0, addr) for _, addr in got.hits]
 
@@ -438,7 +443,7 @@ class LexicalIndex:
         if not hits:
             return out
         by_addr = {h.addr: h.id for h in hits}
-        pool = tantivy.Query.term_set_query(self.schema, "id", [h.id for h in hits])
+        pool = self._any("id", [h.id for h in hits])
         groups = [list(terms[g:g + 11]) for g in range(0, len(terms), 11)] or [[]]
         for n, group in enumerate(groups):
             clauses = []
