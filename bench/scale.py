@@ -148,9 +148,9 @@ class Generator:
 
 
 # --------------------------------------------------------------------------- query mix
-def query_mix(records: list[TenderRecord], gen: Generator, n: int, size: int) -> list[dict]:
+def query_mix(records: list[TenderRecord], gen: Generator, n: int, size: int, seed: int | None = None) -> list[dict]:
     """Plain words, filters (country, closing window, value, open_only), references and acronyms."""
-    rng = random.Random(size)
+    rng = random.Random(size if seed is None else seed)
     countries = [r.country for r in records if r.country]
     acronyms = sorted({t for r in records for t in re.findall(r"\b[A-Z]{2,6}\b", f"{r.buyer} {r.title}")})
     out: list[dict] = []
@@ -264,13 +264,30 @@ def summarize(latencies: list[float], errors: int, seconds: float) -> dict:
 
 
 # --------------------------------------------------------------------------- processes
+def tree(pid: int) -> list[int]:
+    """A process and its descendants (uvicorn --workers N runs the workers as children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo.extend(int(c) for c in task.read_text().split())
+            except OSError:
+                pass
+    return out
+
+
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and its descendants (/proc/<pid>/stat)."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def with_cpu(run, pids: dict[str, int]) -> dict:
@@ -286,13 +303,16 @@ def with_cpu(run, pids: dict[str, int]) -> dict:
 
 
 def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+    """Resident memory of a process and its descendants (pages shared between them counted in each)."""
+    total = None
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total = (total or 0.0) + int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return None if total is None else round(total, 1)
 
 
 def disk_mb(path: Path) -> float:
@@ -339,6 +359,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="API requests per (size, concurrency)")
     parser.add_argument("--chroma-requests", type=int, default=48, help="direct Chroma requests per level")
     parser.add_argument("--data-dir", default="", help="keep the stores here between runs")
+    parser.add_argument("--api-workers", type=int, default=1,
+                        help="uvicorn worker processes of the API (compose runs two one-worker replicas)")
+    parser.add_argument("--fresh-queries", action="store_true",
+                        help="a new query mix per concurrency level (by default every level replays the same "
+                             "queries, so from the second level on the API has each query's vector memoised)")
     parser.add_argument("--real-records", type=int, default=40000)
     parser.add_argument("--fill-only", action="store_true", help="fill the stores to the sizes, measure nothing")
     parser.add_argument("--lifecycle", action="store_true",
@@ -378,7 +403,8 @@ def main() -> None:
         collection = store.open_collection(client, COLLECTION, embedder.model_id, embedder.dim)
         index = open_index(Path(env["LEXICAL_INDEX_PATH"]) / COLLECTION)
         print(json.dumps({"records_from": origin, "real_records": len(records), "embedding_model": embedder.model_id,
-                          "cores": os.cpu_count(), "date": TODAY.isoformat(), "work_dir": str(work)}), flush=True)
+                          "cores": os.cpu_count(), "api_workers": args.api_workers, "date": TODAY.isoformat(),
+                          "work_dir": str(work)}), flush=True)
         qvec_cache: dict[str, np.ndarray] = {}
         for size in sizes:
             have = collection.count()
@@ -401,21 +427,25 @@ def main() -> None:
             stop(api)
             api_port = free_port()
             api = start([py, "-m", "uvicorn", "search_api.main:app", "--host", "127.0.0.1", "--port",
-                         str(api_port), "--workers", "1", "--log-level", "warning"], work / "api.log", env,
+                         str(api_port), "--workers", str(args.api_workers), "--log-level", "warning"],
+                        work / "api.log", env,
                         f"http://127.0.0.1:{api_port}/health")
             base_url = f"http://127.0.0.1:{api_port}"
             wait_ready(base_url)
             mix = query_mix(records, gen, max(args.requests, 200), size)
-            for item in mix:
+            mixes = {c: query_mix(records, gen, max(args.requests, 200), size, seed=size * 1000 + c)
+                     if args.fresh_queries else mix for c in levels}
+            for item in [i for m in [mix, *mixes.values()] for i in m] if args.chroma_requests else []:
                 q = item["params"]["q"]
                 if q not in qvec_cache:
                     qvec_cache[q] = embedder.embed_queries([q])[0]
             asyncio.run(drive_api(base_url, mix[:40], 4, 40))  # warm caches and the model
             for c in levels:
-                row = with_cpu(functools.partial(asyncio.run, drive_api(base_url, mix, c, args.requests)),
+                row = with_cpu(functools.partial(asyncio.run, drive_api(base_url, mixes[c], c, args.requests)),
                                {"api": api.pid, "chroma": chroma.pid})
+                row["queries"] = "fresh" if args.fresh_queries else "replayed"
                 print(json.dumps({"size": size, "concurrency": c, "phase": "idle", "target": "api", **row}), flush=True)
-                direct = drive_chroma(collection, mix, qvec_cache, c, args.chroma_requests)
+                direct = drive_chroma(collection, mixes[c], qvec_cache, c, args.chroma_requests)
                 print(json.dumps({"size": size, "concurrency": c, "phase": "idle", "target": "chroma", **direct}),
                       flush=True)
             print(json.dumps({"size": size, "fill_seconds": round(fill_s, 1), "chroma_rss_mb": rss_mb(chroma.pid),
