@@ -199,7 +199,10 @@ class Searcher:
             c.strong = {t for t in terms if tid in evidence.strong[t]}
             c.body = {t for t in terms if tid in evidence.body[t]}
             pool.append(c)
-        timings.update(lexical=(t1 - t0) + (t3 - t2), chroma=t2 - t1)
+        if exhaustive:  # no Chroma call: the nearest came from the index's stored vectors
+            timings.update(lexical=t3 - t0, chroma=0.0)
+        else:
+            timings.update(lexical=(t1 - t0) + (t3 - t2), chroma=t2 - t1)
         return Pool(pool, terms, hits, timings)
 
     # ------------------------------------------------------------------ search
