@@ -76,7 +76,11 @@ def test_vectors_are_unit_length_in_input_order_and_truncated_at_256_tokens(onnx
     assert vectors.shape == (50, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     reversed_order = onnx.embed_documents(documents[:50][::-1])[::-1]
-    assert float(np.min(np.sum(vectors * reversed_order, axis=1))) > 0.99  # rows come back where they went in
+    # rows come back where they went in (a shuffled row would score far lower). Not identical: int8
+    # activation scales follow the batch's make-up, and the kernels differ by CPU (min cosine 0.988 on an
+    # AVX2 machine without VNNI, above 0.99 with it)
+    same = np.sum(vectors * reversed_order, axis=1)
+    assert float(np.min(same)) > 0.98 and float(np.mean(same)) > 0.99
     assert onnx.embed_documents([]).shape == (0, 384)
     long = "road maintenance " * 400  # ~800 tokens: must be cut at 256, not fail
     assert onnx.embed_documents([long]).shape == (1, 384)
