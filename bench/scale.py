@@ -359,8 +359,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="API requests per (size, concurrency)")
     parser.add_argument("--chroma-requests", type=int, default=48, help="direct Chroma requests per level")
     parser.add_argument("--data-dir", default="", help="keep the stores here between runs")
-    parser.add_argument("--api-workers", type=int, default=1,
-                        help="uvicorn worker processes of the API (compose runs two one-worker replicas)")
+    parser.add_argument("--api-workers", type=int, default=2,
+                        help="uvicorn worker processes of the API: one per core (compose runs two one-worker "
+                             "replicas); with one, the GIL holds the API to about one core")
     parser.add_argument("--fresh-queries", action="store_true",
                         help="a new query mix per concurrency level (by default every level replays the same "
                              "queries, so from the second level on the API has each query's vector memoised)")
