@@ -162,6 +162,7 @@ class Searcher:
         if passing == 0 or total == 0:
             return Pool([], terms, {}, timings)
         exhaustive = filters.active() and passing <= s.search_exhaustive_max
+        near: dict[str, float] = {}  # cosines already known (the few-pass path computes every passing one)
         if not exhaustive:
             over = k if not filters.active() else math.ceil(k * total / passing)
             knn_future = self._pool.submit(self._knn, collection, vector, min(over, s.search_max_overfetch, total))
@@ -188,9 +189,9 @@ class Searcher:
                 kept += len(found)
                 if kept >= k:
                     break
-        missing = [hits[tid] for tid in hits if tid not in knn]
+        missing = [hits[tid] for tid in hits if tid not in knn and tid not in near]
         evidence = lex.present(terms, list(hits.values()), searcher, sector)
-        cosine = {**knn, **self._similarities(collection, vector, missing)}
+        cosine = {**near, **knn, **self._similarities(collection, vector, missing)}
         t3 = time.perf_counter()
         pool = []
         for tid in hits:

@@ -144,3 +144,16 @@ def test_stored_vectors_give_the_cosine_of_the_full_vector(tmp_path):
     assert set(cosines(query, idx.matching(Filters(), 10))) == set(ids) - {"GH-1"}
     assert cosines(query[:10], idx.matching(Filters(), 10)) == {}  # another model's dimension: ignored
     assert quantize(np.zeros(4)) == bytes(4)
+
+
+def test_an_index_of_another_schema_is_refused_until_rebuilt(tmp_path):
+    path = tmp_path / "lex" / "tenders"
+    path.mkdir(parents=True)
+    (path / "tender_schema.json").write_text('{"version": 1}', "utf-8")  # what the previous schema left
+    with pytest.raises(RuntimeError, match=r"schema v1, this code needs v\d+: rebuild it"):
+        LexicalIndex(path)
+    fresh = open_index(path, recreate=True)  # what the rebuild commands open
+    fresh.upsert(["GH-1"], [NOTICES["GH-1"]], ["Supply of hospital beds"], [np.ones(4)])
+    assert fresh.num_docs() == 1 and LexicalIndex(path).num_docs() == 1
+    [aside] = [p for p in path.parent.iterdir() if p.name.startswith("tenders.v1-")]
+    assert (aside / "tender_schema.json").read_text("utf-8") == '{"version": 1}'

@@ -16,11 +16,12 @@ import pytest
 from search_api.metrics import Metrics
 from search_api.services import Services
 from search_api.settings import ApiSettings
-from tender_pipeline.lexical import Filters, LexicalIndex
+from tender_pipeline.lexical import SCHEMA_VERSION, Filters, LexicalIndex
 from tender_pipeline.lexical_sync import (
     META,
     RETIRED,
     SEGMENT_FILE,
+    FolderStore,
     Follower,
     PublishError,
     publish,
@@ -90,7 +91,8 @@ def test_reader_on_another_host_follows_upserts_and_deletes_over_s3(tmp_path, s3
     writer = writer_index(tmp_path, uri)
     upsert(writer, range(10))
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
-    assert f"lexical/{COLLECTION}/{META}" in keys and f"lexical/{COLLECTION}/tender_schema.json" in keys
+    published = f"lexical/{COLLECTION}.v{SCHEMA_VERSION}"  # each schema publishes apart
+    assert f"{published}/{META}" in keys and f"{published}/tender_schema.json" in keys
 
     index, follower = reader(tmp_path, uri)
     assert index.num_docs() == 0
@@ -219,8 +221,9 @@ def test_folder_publish_uri_and_the_api_services_follow_it(tmp_path, monkeypatch
     writer = LexicalIndex(tmp_path / "writer-host" / COLLECTION)  # publish_uri from the setting
     upsert(writer, range(4))
     upsert(writer, range(4, 6))
-    published = json.loads((remote / COLLECTION / META).read_bytes())
-    names = [p.name for p in (remote / COLLECTION).iterdir()]
+    folder = remote / f"{COLLECTION}.v{SCHEMA_VERSION}"
+    published = json.loads((folder / META).read_bytes())
+    names = [p.name for p in folder.iterdir()]
     assert {n for n in names if SEGMENT_FILE.match(n)} == referenced(published, names)  # grace 0: no stale files
 
     settings = ApiSettings(lexical_index_path=str(tmp_path / "api-host"), tender_collection=COLLECTION,
@@ -238,7 +241,7 @@ def test_folder_publish_uri_and_the_api_services_follow_it(tmp_path, monkeypatch
         while index.num_docs() != 5 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert index.num_docs() == 5  # the background thread followed the delete
-        (remote / COLLECTION / META).write_text("{not json")  # a broken remote: keep serving, say why
+        (folder / META).write_text("{not json")  # a broken remote: keep serving, say why
         deadline = time.monotonic() + 10
         while services.lexical_sync_status()[1]["lexical_sync"] == "ok" and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -263,3 +266,17 @@ def test_a_writer_on_a_wiped_disk_starts_from_the_published_copy_and_an_older_co
     with pytest.raises(PublishError, match="newer than this writer's copy"):
         upsert(first, range(20, 21))  # worker-a's folder is now behind what was published
     assert follower.sync_once() is False and index.num_docs() == 9
+
+
+def test_an_upgraded_writer_publishes_apart_and_old_readers_keep_their_copy(tmp_path):
+    """Schema upgrade on several hosts: the rebuilt index publishes under its own version, so a reader
+    still following the old copy is never handed segments of a schema it cannot read."""
+    remote = tmp_path / "published"
+    old = FolderStore(remote / COLLECTION)  # where a schema v1 writer published
+    old.put_bytes(META, b'{"segments": [], "opstamp": 7}')
+    old.put_bytes("tender_schema.json", b'{"version": 1}')
+    writer = LexicalIndex(tmp_path / "writer-host" / COLLECTION, publish_uri=str(remote))
+    upsert(writer, range(3))  # starts from its own (empty) copy: the v1 one is not restored
+    assert json.loads((remote / COLLECTION / META).read_bytes()) == {"segments": [], "opstamp": 7}
+    index, follower = reader(tmp_path, str(remote))
+    assert follower.sync_once() is True and index.num_docs() == 3

@@ -122,11 +122,22 @@ def test_compaction_swaps_in_a_fresh_collection_with_every_live_notice(settings)
 
 def test_lexical_index_rebuilds_from_chroma(settings):
     index = open_index(settings.lexical_dir)
+    assert all(h.vec for h in index.matching(Filters(), 100))  # the upsert task stored each vector
     index.clear()
     assert index.num_docs() == 0
     got = rebuild.lexical_from_chroma(settings)
     assert got["notices"] == got["lexical_count"] == len(NOTICES)
     assert index.count(Filters(country="ghana")) == len(NOTICES)
+    assert all(h.vec for h in index.matching(Filters(), 100))
+
+
+def test_rebuild_upgrades_an_index_of_an_older_schema(settings):
+    (settings.lexical_dir / "tender_schema.json").write_text('{"version": 1}', "utf-8")
+    got = rebuild.lexical_from_chroma(settings)  # what the refusal's message says to run
+    assert got["notices"] == got["lexical_count"] == len(NOTICES)
+    fresh = open_index(settings.lexical_dir)
+    assert {h.id for h in fresh.matching(Filters(), 100)} == set(NOTICES)
+    assert all(h.vec for h in fresh.matching(Filters(), 100))
 
 
 def test_both_stores_rebuild_from_staging_skipping_retired(settings):
@@ -137,6 +148,7 @@ def test_both_stores_rebuild_from_staging_skipping_retired(settings):
     assert got["runs"] == 1 and got["skipped_past_retention"] == 2 and got["records_replayed"] == 4
     chroma_ids, lexical_ids = live_ids(settings)
     assert chroma_ids == lexical_ids == {"RECENT-1", "OPEN-1", "OPEN-2", "NODATE-1"}
+    assert all(h.vec for h in open_index(settings.lexical_dir).matching(Filters(), 100))
 
 
 def test_maintenance_dag_through_airflow(settings, airflow_db, monkeypatch):

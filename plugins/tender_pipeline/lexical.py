@@ -74,7 +74,7 @@ def build_schema() -> tantivy.Schema:
 
 
 def quantize(vector: Sequence[float] | np.ndarray) -> bytes:
-    """A vector as int8 bytes scaled to its largest component: 384 bytes, and the cosine to a query
+    """A vector as int8 bytes scaled to its largest component (one byte a dimension), and the cosine to a query
     is unchanged by the scale (error ~1e-3), so a candidate's similarity needs no Chroma read."""
     v = np.asarray(vector, dtype=np.float32)
     top = float(np.abs(v).max()) if v.size else 0.0
@@ -83,13 +83,11 @@ def quantize(vector: Sequence[float] | np.ndarray) -> bytes:
 
 def cosines(query: np.ndarray, hits: Iterable[Hit]) -> dict[str, float]:
     """Cosine of ``query`` to each hit's stored vector (hits without one are left out)."""
-    have = [h for h in hits if h.vec]
+    q = np.asarray(query, dtype=np.float32)
+    have = [h for h in hits if len(h.vec) == q.size]  # none, or another model's: the caller asks Chroma
     if not have:
         return {}
     mat = np.frombuffer(b"".join(h.vec for h in have), dtype=np.int8).reshape(len(have), -1).astype(np.float32)
-    q = np.asarray(query, dtype=np.float32)
-    if mat.shape[1] != q.shape[0]:
-        return {}  # vectors of another model: the caller asks Chroma
     norms = np.linalg.norm(mat, axis=1) * (float(np.linalg.norm(q)) or 1.0)
     sims = mat @ q / np.where(norms == 0, 1.0, norms)
     return {h.id: float(s) for h, s in zip(have, sims, strict=True)}
@@ -222,27 +220,35 @@ class Writer:
 class LexicalIndex:
     """One tantivy index folder; safe to share between threads (readers) of one process."""
 
-    def __init__(self, path: str | Path, publish_uri: str | None = None) -> None:
+    def __init__(self, path: str | Path, publish_uri: str | None = None, recreate: bool = False) -> None:
+        """``recreate``: an index of another schema is moved aside and a new one started (the rebuild
+        commands, which then fill it); otherwise opening one is refused with that advice."""
         self.path = Path(path)
         self.publish_uri = publish_uri  # None: LEXICAL_PUBLISH_URI; "" = never publish
         self.path.mkdir(parents=True, exist_ok=True)
         self.schema = build_schema()
-        self._check_version()
+        self._check_version(recreate)
         self.index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
         self.analyzer = analyzer()
         self.index.register_tokenizer(ANALYZER, self.analyzer)
         self.index.config_reader(reload_policy="OnCommit", num_warmers=0)
         self._write_lock = threading.Lock()
 
-    def _check_version(self) -> None:
+    def _check_version(self, recreate: bool) -> None:
         marker = self.path / "tender_schema.json"
         if marker.exists():
             found = json.loads(marker.read_text("utf-8")).get("version")
-            if found != SCHEMA_VERSION:
+            if found == SCHEMA_VERSION:
+                return
+            if not recreate:
                 raise RuntimeError(f"lexical index at {self.path} has schema v{found}, this code needs "
                                    f"v{SCHEMA_VERSION}: rebuild it (python -m tender_pipeline rebuild)")
-        else:
-            marker.write_text(json.dumps({"version": SCHEMA_VERSION}), "utf-8")
+            aside = self.path.with_name(f"{self.path.name}.v{found}-{int(time.time())}")
+            self.path.rename(aside)
+            log.warning("lexical index of schema v%s moved to %s; starting a v%s index", found, aside,
+                        SCHEMA_VERSION)
+            self.path.mkdir(parents=True)
+        marker.write_text(json.dumps({"version": SCHEMA_VERSION}), "utf-8")
 
     # ------------------------------------------------------------------ writing
     @contextmanager
@@ -529,11 +535,18 @@ _OPEN: dict[str, LexicalIndex] = {}
 _OPEN_LOCK = threading.Lock()
 
 
-def open_index(path: str | Path) -> LexicalIndex:
-    """One ``LexicalIndex`` per folder and process (tantivy readers are shared, not reopened)."""
+def open_index(path: str | Path, recreate: bool = False) -> LexicalIndex:
+    """One ``LexicalIndex`` per folder and process (tantivy readers are shared, not reopened);
+    ``recreate`` as in ``LexicalIndex`` (a handle opened before is replaced)."""
     key = str(Path(path).resolve())
     with _OPEN_LOCK:
         found = _OPEN.get(key)
-        if found is None:
-            found = _OPEN[key] = LexicalIndex(path)
+        if found is None or (recreate and schema_of(Path(path)) not in (None, SCHEMA_VERSION)):
+            found = _OPEN[key] = LexicalIndex(path, recreate=recreate)
         return found
+
+
+def schema_of(path: Path) -> int | None:
+    """The schema version an index folder was written with (None: no index there yet)."""
+    marker = path / "tender_schema.json"
+    return json.loads(marker.read_text("utf-8")).get("version") if marker.exists() else None

@@ -218,7 +218,12 @@ class S3Store:
 
 
 def store_for(uri: str, collection: str, s3_client=None) -> Store:
-    """The remote folder of one collection's index: ``<uri>/<collection>/``."""
+    """The remote folder of one collection's index: ``<uri>/<collection>.v<schema>/`` (``<collection>/`` for
+    schema v1). Each schema publishes apart, so an upgraded writer starts its own copy and readers still
+    on the old code keep following theirs until they are upgraded."""
+    from tender_pipeline.lexical import SCHEMA_VERSION
+
+    collection = collection if SCHEMA_VERSION == 1 else f"{collection}.v{SCHEMA_VERSION}"
     if uri.startswith("s3://"):
         parsed = urlparse(uri)
         prefix = parsed.path.strip("/")

@@ -306,7 +306,7 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 texts = [document_text(i) for i in items]
                 metas = [identity.with_versions(store.to_metadata(i, now, reporter), r)
                          for i, r in zip(items, rows, strict=True)]
-                chunk = np.asarray(vectors[seen:seen + len(items)])  # read from the memory map once
+                chunk = np.asarray(vectors[seen:seen + len(items)])  # this chunk's rows of the memory map
                 written += store.upsert(collection, ids, chunk, texts, metas, client=client, progress=bar.update)
                 writer.upsert(ids, metas, texts, chunk)
                 seen += len(items)

@@ -34,7 +34,7 @@ def lexical_from_chroma(settings, batch: int = 2000) -> dict[str, Any]:
     client = store.get_client(settings)
     collection = store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim,
                                        create=False)
-    index = open_index(settings.lexical_dir)
+    index = open_index(settings.lexical_dir, recreate=True)  # also the schema upgrade
     copied = 0
     with index.writing() as writer:
         writer.clear()
@@ -75,7 +75,7 @@ def from_staging(settings, today=None) -> dict[str, Any]:
     fresh_name = f"{name}__rebuild"
     _drop(client, fresh_name)
     fresh = store.open_collection(client, fresh_name, embedder.model_id, embedder.dim)
-    index = open_index(settings.lexical_dir)
+    index = open_index(settings.lexical_dir, recreate=True)  # also the schema upgrade
     runs = completed_runs(settings.staging_uri)
     replayed = skipped = 0
     with index.writing() as writer:

@@ -99,7 +99,7 @@ class BatchSearch:
         """(card, score) of the batch notices the saved search finds at or above the threshold, best first.
 
         The batch is searched in slices of at most SEARCH_EXHAUSTIVE_MAX ids, so each slice takes the
-        search's exhaustive path (Chroma ranks exactly those ids). One search over a larger batch would
+        search's exhaustive path (every id ranked by its stored vector). One search over a larger batch would
         take the broad-filter path instead: the collection-wide nearest vectors plus the BM25 top
         notices, which at scale holds few of the batch's notices, and matches would go unsent.
         """
