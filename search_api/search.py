@@ -37,7 +37,7 @@ import numpy as np
 from search_api.filters import build_filters
 from search_api.models import SearchParams, SearchResult
 from search_api.ranking import Candidate, compound_tokens, fuse, query_terms
-from tender_pipeline.lexical import Filters, Hit, LexicalIndex, cosines
+from tender_pipeline.lexical import Filters, Hit, LexicalIndex, cosine_rows, cosines
 
 SURVIVOR_CHUNK = 200  # vector hits checked against the filters per lexical query
 
@@ -140,10 +140,7 @@ class Searcher:
         emb = got.get("embeddings")
         if emb is None or len(got["ids"]) == 0:
             return {}
-        mat = np.asarray(emb, dtype=np.float32)
-        norms = np.linalg.norm(mat, axis=1) * (np.linalg.norm(vector) or 1.0)
-        sims = mat @ vector / np.where(norms == 0, 1.0, norms)
-        return {tid: float(s) for tid, s in zip(got["ids"], sims, strict=True)}
+        return dict(zip(got["ids"], cosine_rows(emb, vector), strict=True))
 
     def candidates(self, collection, query: str, vector: np.ndarray, filters: Filters,
                    need: int, sector: str | None = None) -> Pool:
@@ -176,10 +173,10 @@ class Searcher:
             knn = dict(sorted(near.items(), key=lambda kv: kv[1], reverse=True)[:k])
             for tid in knn:
                 hits.setdefault(tid, allowed[tid])
+            t2 = time.perf_counter()
         else:
             knn = knn_future.result()
-        t2 = time.perf_counter()
-        if not exhaustive:
+            t2 = time.perf_counter()
             vector_ids = [tid for tid in knn if tid not in hits]
             kept = 0
             for start in range(0, len(vector_ids), SURVIVOR_CHUNK):  # nearest first, until k pass the filters

@@ -87,10 +87,16 @@ def cosines(query: np.ndarray, hits: Iterable[Hit]) -> dict[str, float]:
     have = [h for h in hits if len(h.vec) == q.size]  # none, or another model's: the caller asks Chroma
     if not have:
         return {}
-    mat = np.frombuffer(b"".join(h.vec for h in have), dtype=np.int8).reshape(len(have), -1).astype(np.float32)
+    mat = np.frombuffer(b"".join(h.vec for h in have), dtype=np.int8).reshape(len(have), -1)
+    return dict(zip([h.id for h in have], cosine_rows(mat, q), strict=True))
+
+
+def cosine_rows(mat: np.ndarray, query: np.ndarray) -> list[float]:
+    """Cosine of ``query`` to each row of ``mat`` (a zero row or query gives 0)."""
+    mat = np.asarray(mat, dtype=np.float32)
+    q = np.asarray(query, dtype=np.float32)
     norms = np.linalg.norm(mat, axis=1) * (float(np.linalg.norm(q)) or 1.0)
-    sims = mat @ q / np.where(norms == 0, 1.0, norms)
-    return {h.id: float(s) for h, s in zip(have, sims, strict=True)}
+    return [float(s) for s in mat @ q / np.where(norms == 0, 1.0, norms)]
 
 
 def norm(value: str) -> str:
@@ -236,8 +242,8 @@ class LexicalIndex:
 
     def _check_version(self, recreate: bool) -> None:
         marker = self.path / "tender_schema.json"
-        if marker.exists():
-            found = json.loads(marker.read_text("utf-8")).get("version")
+        found = schema_of(self.path)
+        if found is not None:
             if found == SCHEMA_VERSION:
                 return
             if not recreate:
