@@ -9,6 +9,7 @@ for it (up to ``EMBED_WAIT_S``) instead of failing.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -96,6 +97,7 @@ class Services:
             self.catalog.get(self.lexical())  # /stats, aggregated once up front
         except Exception as exc:
             log.warning("first catalog aggregation failed (retried on demand): %s", exc)
+        settle_heap()
 
     def close(self) -> None:
         if self.follower is not None:
@@ -175,3 +177,11 @@ def _asker(settings: ApiSettings, embedder) -> Asker:
 def get_services(request: Request) -> Services:
     """Dependency: the app's services (created in its lifespan)."""
     return request.app.state.services
+
+
+def settle_heap() -> None:
+    """Move what start-up loaded (libraries, model, taxonomy, index handles: ~250k objects) out of the
+    garbage collector's reach. Otherwise every full collection walks it while holding the GIL, stalling all
+    requests of the worker: measured 280–520 ms pauses under load, the largest part of the p99."""
+    gc.collect()
+    gc.freeze()
