@@ -2,7 +2,8 @@
 
 Fills one Chroma server and the lexical index (the pipeline's own
 ``store.upsert`` and ``LexicalIndex.upsert``) step by step to each size, and at
-each size drives a real uvicorn search API and, in the same run, the old way of
+each size drives the real search API (two one-worker uvicorn replicas, each request sent to the one with
+the fewest in flight, as nginx's ``least_conn`` does in compose) and, in the same run, the old way of
 asking Chroma (kNN + ``where`` filters + ``where_document`` ``$regex``) with
 the same query mix, at each concurrency. Optionally it repeats the API load
 while a real 20,000-row ingest (``python -m tender_pipeline ingest``) runs on
@@ -200,11 +201,14 @@ def chroma_request(params: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- load
-async def drive_api(base: str, mix: list[dict], concurrency: int, requests: int, until=None) -> dict:
+async def drive_api(bases: list[str], mix: list[dict], concurrency: int, requests: int, until=None) -> dict:
+    """``concurrency`` users sending the mix; each request goes to the API replica with the fewest requests in
+    flight (nginx's ``least_conn``, as in deploy/nginx.conf)."""
     latencies: list[float] = []
     by_kind: dict[str, list[float]] = {}
     errors = 0
     counter = iter(range(10**9))
+    inflight = [0] * len(bases)
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal errors
@@ -213,12 +217,16 @@ async def drive_api(base: str, mix: list[dict], concurrency: int, requests: int,
             if (until is None and k >= requests) or (until is not None and until()):
                 return
             item = mix[k % len(mix)]
+            target = min(range(len(bases)), key=lambda i: (inflight[i], (i - k) % len(bases)))
+            inflight[target] += 1
             started = time.perf_counter()
             try:
-                resp = await client.get(f"{base}/search", params=item["params"])
+                resp = await client.get(f"{bases[target]}/search", params=item["params"])
                 ok = resp.status_code == 200
             except httpx.HTTPError:
                 ok = False
+            finally:
+                inflight[target] -= 1
             latencies.append((time.perf_counter() - started) * 1000)
             by_kind.setdefault(item["kind"], []).append(latencies[-1])
             errors += not ok
@@ -290,13 +298,13 @@ def cpu_s(pid: int) -> float:
     return total
 
 
-def with_cpu(run, pids: dict[str, int]) -> dict:
+def with_cpu(run, pids: dict[str, list[int]]) -> dict:
     """Run one load level; add each process's CPU milliseconds per request (the bound on 2 cores)."""
-    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    before = {name: sum(cpu_s(p) for p in group) for name, group in pids.items()}
     own = time.process_time()
     row = run()
     n = max(1, row.get("requests") or 0)
-    cpu = {name: round((cpu_s(pid) - before[name]) * 1000 / n, 2) for name, pid in pids.items()}
+    cpu = {name: round((sum(cpu_s(p) for p in group) - before[name]) * 1000 / n, 2) for name, group in pids.items()}
     cpu["load_client"] = round((time.process_time() - own) * 1000 / n, 2)
     row["cpu_ms_per_request"] = cpu
     return row
@@ -360,8 +368,11 @@ def main() -> None:
     parser.add_argument("--chroma-requests", type=int, default=48, help="direct Chroma requests per level")
     parser.add_argument("--data-dir", default="", help="keep the stores here between runs")
     parser.add_argument("--api-workers", type=int, default=2,
-                        help="uvicorn worker processes of the API: one per core (compose runs two one-worker "
-                             "replicas); with one, the GIL holds the API to about one core")
+                        help="API processes: one per core; with one, the GIL holds the API to about one core")
+    parser.add_argument("--balance", choices=["least-conn", "kernel"], default="least-conn",
+                        help="least-conn: one-worker replicas on their own ports, each request sent to the one with "
+                             "the fewest in flight (compose: replicas behind nginx least_conn); kernel: one uvicorn "
+                             "with --workers N, where the kernel pins each keep-alive connection to one worker")
     parser.add_argument("--fresh-queries", action="store_true",
                         help="a new query mix per concurrency level (by default every level replays the same "
                              "queries, so from the second level on the API has each query's vector memoised)")
@@ -380,7 +391,8 @@ def main() -> None:
            "STAGING_URI": str(work / "staging"), "FEEDBACK_PATH": str(work / "feedback.jsonl"),
            "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False",
            "RATE_LIMIT": ""}  # one load client stands for many users: the per-client limit is off
-    chroma = api = None
+    chroma = None
+    api: list[subprocess.Popen] = []
     try:
         records, origin = real_records(args.real_records)
         log(f"{len(records)} real records from {origin}")
@@ -425,14 +437,9 @@ def main() -> None:
                 print(json.dumps({"size": size, "fill_seconds": round(fill_s, 1), "documents": collection.count(),
                                   "chroma_disk_mb": disk_mb(work / "chroma")}), flush=True)
                 continue
-            stop(api)
-            api_port = free_port()
-            api = start([py, "-m", "uvicorn", "search_api.main:app", "--host", "127.0.0.1", "--port",
-                         str(api_port), "--workers", str(args.api_workers), "--log-level", "warning"],
-                        work / "api.log", env,
-                        f"http://127.0.0.1:{api_port}/health")
-            base_url = f"http://127.0.0.1:{api_port}"
-            wait_ready(base_url)
+            for proc in api:
+                stop(proc)
+            api, bases = start_api(py, args, work, env)
             mix = query_mix(records, gen, max(args.requests, 200), size)
             mixes = {c: query_mix(records, gen, max(args.requests, 200), size, seed=size * 1000 + c)
                      if args.fresh_queries else mix for c in levels}
@@ -440,29 +447,33 @@ def main() -> None:
                 q = item["params"]["q"]
                 if q not in qvec_cache:
                     qvec_cache[q] = embedder.embed_queries([q])[0]
-            asyncio.run(drive_api(base_url, mix[:40], 4, 40))  # warm caches and the model
+            asyncio.run(drive_api(bases, mix[:40], 4, 40))  # warm caches and the model
             for c in levels:
-                row = with_cpu(functools.partial(asyncio.run, drive_api(base_url, mixes[c], c, args.requests)),
-                               {"api": api.pid, "chroma": chroma.pid})
+                row = with_cpu(functools.partial(asyncio.run, drive_api(bases, mixes[c], c, args.requests)),
+                               {"api": [p.pid for p in api], "chroma": [chroma.pid]})
+                row["balance"] = args.balance
                 row["queries"] = "fresh" if args.fresh_queries else "replayed"
                 print(json.dumps({"size": size, "concurrency": c, "phase": "idle", "target": "api", **row}), flush=True)
                 direct = drive_chroma(collection, mixes[c], qvec_cache, c, args.chroma_requests)
                 print(json.dumps({"size": size, "concurrency": c, "phase": "idle", "target": "chroma", **direct}),
                       flush=True)
             print(json.dumps({"size": size, "fill_seconds": round(fill_s, 1), "chroma_rss_mb": rss_mb(chroma.pid),
-                              "api_rss_mb": rss_mb(api.pid), "chroma_disk_mb": disk_mb(work / "chroma"),
+                              "api_rss_mb": round(sum(rss_mb(p.pid) or 0.0 for p in api), 1),
+                              "chroma_disk_mb": disk_mb(work / "chroma"),
                               "lexical_disk_mb": disk_mb(work / "lexical"), "documents": collection.count()}),
                   flush=True)
             if args.ingest_rows and size == sizes[-1]:
-                ingest_phase(args, gen, work, env, base_url, mix, levels, size)
+                ingest_phase(args, gen, work, env, bases, mix, levels, size)
         if args.lifecycle and not args.fill_only:
-            stop(api)
-            api = None
+            for proc in api:
+                stop(proc)
+            api = []
             lifecycle_phase(settings.model_copy(update={"chroma_port": port,
                                                         "lexical_index_path": env["LEXICAL_INDEX_PATH"]}),
                             work, chroma)
     finally:
-        stop(api)
+        for proc in api:
+            stop(proc)
         stop(chroma)
         if not args.data_dir:
             shutil.rmtree(work, ignore_errors=True)
@@ -488,6 +499,22 @@ def lifecycle_phase(settings: Settings, work: Path, chroma: subprocess.Popen) ->
                       "before": before, "after_retire": after_retire, "after_compact": after_compact}), flush=True)
 
 
+def start_api(py: str, args, work: Path, env: dict) -> tuple[list[subprocess.Popen], list[str]]:
+    """The search API as compose runs it (``--balance least-conn``: one-worker replicas) or as one uvicorn with
+    ``--workers N`` (``kernel``); returns the processes and the base URLs to send requests to."""
+    replicas, workers = (args.api_workers, 1) if args.balance == "least-conn" else (1, args.api_workers)
+    procs, bases = [], []
+    for n in range(replicas):
+        port = free_port()
+        procs.append(start([py, "-m", "uvicorn", "search_api.main:app", "--host", "127.0.0.1", "--port", str(port),
+                            "--workers", str(workers), "--log-level", "warning"], work / f"api{n}.log", env,
+                           f"http://127.0.0.1:{port}/health"))
+        bases.append(f"http://127.0.0.1:{port}")
+    for base in bases:
+        wait_ready(base)
+    return procs, bases
+
+
 def wait_ready(base_url: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -497,7 +524,7 @@ def wait_ready(base_url: str, timeout: float = 300) -> None:
     raise TimeoutError(f"{base_url}/ready never became ready")
 
 
-def ingest_phase(args, gen: Generator, work: Path, env: dict, base_url: str, mix: list[dict],
+def ingest_phase(args, gen: Generator, work: Path, env: dict, bases: list[str], mix: list[dict],
                  levels: list[int], size: int) -> None:
     """The API under load while a real ingest of ``--ingest-rows`` new notices runs (nice'd, as the worker)."""
     batch = work / f"ingest_{size}.csv"
@@ -509,7 +536,7 @@ def ingest_phase(args, gen: Generator, work: Path, env: dict, base_url: str, mix
                             stdout=(work / "ingest.out").open("wb"), stderr=(work / "ingest.log").open("wb"),
                             env=env, start_new_session=True)
     try:
-        row = asyncio.run(drive_api(base_url, mix, level, 0, until=lambda: proc.poll() is not None))
+        row = asyncio.run(drive_api(bases, mix, level, 0, until=lambda: proc.poll() is not None))
     finally:
         proc.wait()
     took = time.perf_counter() - started
