@@ -165,7 +165,7 @@ class Searcher:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         searcher = lex.searcher()  # one consistent snapshot for the whole request
-        terms = lex.analyze(" ".join(query_terms(query)))
+        terms = lex.focus(lex.analyze(" ".join(query_terms(query))), searcher)
         total = searcher.num_docs
         k = max(s.search_candidates, need)
         passing = self._passing(filters, searcher, total)

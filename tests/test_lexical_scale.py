@@ -93,3 +93,20 @@ def test_common_words_are_looked_up_in_titles_only(tmp_path, monkeypatch):
     hits = idx.matching(Filters(ids=["T-3", "T-7"]), 10, s)
     evidence = idx.present(terms, hits, s)
     assert evidence.body["suppli"] == {"T-3", "T-7"} and evidence.body["oxygen"] == {"T-7"}
+
+
+def test_a_query_keeps_only_its_rarest_common_terms(tmp_path, monkeypatch):
+    """A pasted reference splits into many terms; past MAX_COMMON_TERMS the most frequent are dropped, while
+    rare terms and short queries are kept whole."""
+    idx = LexicalIndex(tmp_path / "lex")
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]  # word k in 40 - 5k notices
+    ids = [f"F-{i}" for i in range(40)]
+    bodies = [" ".join(w for k, w in enumerate(words) if i < 40 - 5 * k) for i in range(40)]
+    idx.upsert(ids, [meta(f"Notice {i}") for i in range(40)], [b + (" rareword" if i == 3 else "") for i, b in
+                                                               enumerate(bodies)])
+    s = idx.searcher()
+    terms = idx.analyze("alpha beta gamma rareword delta epsilon zeta")
+    assert idx.focus(terms, s) == terms  # below the floor nothing is common
+    monkeypatch.setattr(lexical, "COMMON_MIN_DF", 5)
+    assert idx.focus(terms, s) == idx.analyze("gamma rareword delta epsilon zeta")  # 4 rarest common + rare
+    assert idx.focus(idx.analyze("alpha beta"), s) == idx.analyze("alpha beta")

@@ -47,6 +47,9 @@ FACET_FIELDS = ("sector", "country", "procurement_type")
 # them (1.5-2 ms without). Below the floor every posting list is short, so small collections are unaffected.
 COMMON_SHARE = 0.05
 COMMON_MIN_DF = 10_000
+# A query keeps at most this many common terms, the rarest: a pasted reference ('GHS/2016/NCT/lot-1/...') splits
+# into a dozen terms, several in half the notices, and reading which candidates hold each cost 18 ms at 1M.
+MAX_COMMON_TERMS = 4
 DISTRIBUTION_TTL_S = 300.0  # the cached spread of closing dates and values is refreshed at least this often
 _EDGES = [0.0] + [10 ** (e / 4) for e in range(0, 49)]  # value buckets: unknown (< 0), [0, 1), four a decade to 10^12
 VALUE_RANGES = ([{"to": 0.0}] + [{"from": a, "to": b} for a, b in zip(_EDGES, _EDGES[1:], strict=False)]
@@ -419,12 +422,24 @@ class LexicalIndex:
     def analyze(self, text: str) -> list[str]:
         return list(dict.fromkeys(self.analyzer.analyze(text)))
 
+    def _common_df(self, searcher) -> float:
+        return max(COMMON_MIN_DF, COMMON_SHARE * searcher.num_docs)
+
+    def focus(self, terms: Sequence[str], searcher) -> list[str]:
+        """The query's terms, keeping only the ``MAX_COMMON_TERMS`` rarest common ones (order kept). The most
+        frequent terms are the costliest to look up and the least telling; a short query is never cut."""
+        common = self._common_df(searcher)
+        dfs = {t: max(searcher.doc_freq(name, t) for name in TEXT_FIELDS) for t in terms}
+        frequent = sorted((t for t in terms if dfs[t] > common), key=lambda t: dfs[t])
+        drop = set(frequent[MAX_COMMON_TERMS:])
+        return [t for t in terms if t not in drop]
+
     def text_query(self, terms: Sequence[str], searcher=None) -> tantivy.Query | None:
         """BM25 over the analysed query terms in every text field (any term may match). With a ``searcher``, a
         common term (``COMMON_SHARE``) is looked up in titles only; which fields hold it is still read for
         every candidate (``present``), so the ranking sees it."""
         should = []
-        common = max(COMMON_MIN_DF, COMMON_SHARE * searcher.num_docs) if searcher is not None else None
+        common = self._common_df(searcher) if searcher is not None else None
         for term in terms:
             fields = TEXT_FIELDS
             if common is not None and max(searcher.doc_freq(name, term) for name in TEXT_FIELDS) > common:
