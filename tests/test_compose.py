@@ -273,6 +273,9 @@ def test_nginx_balances_over_the_search_api_replicas():
     assert upstream, "no upstream block"
     servers = re.findall(r"server\s+([\w.-]+):(\d+)", upstream.group(2))
     assert servers == [("search-api", "8000")]
+    # each request to the replica with the fewest in flight; nginx wants the method before keepalive
+    body = upstream.group(2)
+    assert re.search(r"^\s*least_conn;", body, re.M) and body.index("least_conn") < body.index("keepalive")
     assert f"proxy_pass http://{upstream.group(1)};" in conf
     api = services()["search-api"]
     assert api["deploy"]["replicas"] >= 2
