@@ -508,6 +508,8 @@ class LexicalIndex:
             share *= self.distribution(searcher).value_share(f.value_field, lower, f.value_max)
         if f.ids is not None:
             share = min(share, len(f.ids) / n)
+        # exclude_corrigendum is taken as passing every notice (corrigenda are a small share): an over-estimate
+        # only narrows the kNN over-fetch
         return math.ceil(n * share)
 
     def _filter_terms(self, f: Filters) -> list[tuple[str, str]]:
