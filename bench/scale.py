@@ -375,7 +375,8 @@ def main() -> None:
                              "with --workers N, where the kernel pins each keep-alive connection to one worker")
     parser.add_argument("--fresh-queries", action="store_true",
                         help="a new query mix per concurrency level (by default every level replays the same "
-                             "queries, so from the second level on the API has each query's vector memoised)")
+                             "queries, so from the second level on each replica finds the vectors of the "
+                             "queries it saw last memoised, as many as its 512-entry cache holds)")
     parser.add_argument("--real-records", type=int, default=40000)
     parser.add_argument("--fill-only", action="store_true", help="fill the stores to the sizes, measure nothing")
     parser.add_argument("--lifecycle", action="store_true",
