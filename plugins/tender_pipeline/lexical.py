@@ -152,6 +152,27 @@ class Filters:
         return any(v not in (None, False) for k, v in vars(self).items() if k != "value_field")
 
 
+def buyer_words(buyer: str) -> list[str]:
+    """The words a buyer filter requires in the buyer's name (the whole name when it has none)."""
+    return words_of(buyer) or [norm(buyer)]
+
+
+def closing_bounds(f: Filters) -> tuple[int, int | None] | None:
+    """The closing-date range a filter asks for (None: no bound); unknown dates (0) are not "before"."""
+    if f.closing_min is None and f.closing_max is None:
+        return None
+    lower = f.closing_min if f.closing_min is not None else 1
+    return (max(lower, 1) if f.closing_max is not None else lower), f.closing_max
+
+
+def value_bounds(f: Filters) -> tuple[float, float | None] | None:
+    """The value range a filter asks for (None: no bound); unknown values (-1) never pass."""
+    if f.value_min is None and f.value_max is None:
+        return None
+    return float(f.value_min if f.value_min is not None else 0.0), (float(f.value_max) if f.value_max is not None
+                                                                    else None)
+
+
 @dataclass
 class Hit:
     """One notice found in the index. The stored card is read and parsed only when asked for: most
@@ -388,29 +409,13 @@ class LexicalIndex:
 
     def filter_query(self, f: Filters) -> tantivy.Query | None:
         """The filters as one query (None when there is nothing to filter on)."""
-        must: list[tantivy.Query] = []
-        if f.country:
-            must.append(self._term("country_key", norm(f.country)))
-        if f.region:
-            must.append(self._term("region_key", norm(f.region)))
-        if f.sector:
-            must.append(self._term("sector_key", norm(f.sector)))
-        if f.procurement_type:
-            wanted = norm(f.procurement_type)
-            must.append(self._term("type_key", TYPE_SYNONYMS.get(wanted, wanted)))
+        must = [self._term(name, value) for name, value in self._filter_terms(f)]
         if f.buyer:
-            buyer_words = words_of(f.buyer) or [norm(f.buyer)]
-            must.extend(self._term("buyer_words", w) for w in buyer_words)
-        integer, floating = tantivy.FieldType.Integer, tantivy.FieldType.Float
-        if f.closing_min is not None or f.closing_max is not None:
-            lower = f.closing_min if f.closing_min is not None else 1
-            if f.closing_max is not None:
-                lower = max(lower, 1)  # unknown closing dates (0) are not "before"
-            must.append(self._range("closing_num", integer, lower, f.closing_max))
-        if f.value_min is not None or f.value_max is not None:
-            lower = f.value_min if f.value_min is not None else 0.0  # -1 marks unknown
-            must.append(self._range(f.value_field, floating, float(lower),
-                                    float(f.value_max) if f.value_max is not None else None))
+            must.extend(self._term("buyer_words", w) for w in buyer_words(f.buyer))
+        if (closing := closing_bounds(f)) is not None:
+            must.append(self._range("closing_num", tantivy.FieldType.Integer, *closing))
+        if (value := value_bounds(f)) is not None:
+            must.append(self._range(f.value_field, tantivy.FieldType.Float, *value))
         if f.exclude_corrigendum:
             must.append(self._term("is_corrigendum", 0))
         if f.ids is not None:
@@ -425,11 +430,16 @@ class LexicalIndex:
     def _common_df(self, searcher) -> float:
         return max(COMMON_MIN_DF, COMMON_SHARE * searcher.num_docs)
 
+    @staticmethod
+    def _text_df(term: str, searcher) -> int:
+        """In how many notices ``term`` appears in some text field (its most frequent field)."""
+        return max(searcher.doc_freq(name, term) for name in TEXT_FIELDS)
+
     def focus(self, terms: Sequence[str], searcher) -> list[str]:
         """The query's terms, keeping only the ``MAX_COMMON_TERMS`` rarest common ones (order kept). The most
         frequent terms are the costliest to look up and the least telling; a short query is never cut."""
         common = self._common_df(searcher)
-        dfs = {t: max(searcher.doc_freq(name, t) for name in TEXT_FIELDS) for t in terms}
+        dfs = {t: self._text_df(t, searcher) for t in terms}
         frequent = sorted((t for t in terms if dfs[t] > common), key=lambda t: dfs[t])
         drop = set(frequent[MAX_COMMON_TERMS:])
         return [t for t in terms if t not in drop]
@@ -442,7 +452,7 @@ class LexicalIndex:
         common = self._common_df(searcher) if searcher is not None else None
         for term in terms:
             fields = TEXT_FIELDS
-            if common is not None and max(searcher.doc_freq(name, term) for name in TEXT_FIELDS) > common:
+            if common is not None and self._text_df(term, searcher) > common:
                 fields = {"title": TEXT_FIELDS["title"]}
             for name, boost in fields.items():
                 q = tantivy.Query.term_query(self.schema, name, term, index_option="freq")
@@ -496,16 +506,12 @@ class LexicalIndex:
         share = 1.0
         for name, value in self._filter_terms(f):
             share *= min(1.0, searcher.doc_freq(name, value) / n)
-        if f.buyer:
-            words = words_of(f.buyer) or [norm(f.buyer)]  # words of one name go together: the rarest bounds it
-            share *= min(min(1.0, searcher.doc_freq("buyer_words", w) / n) for w in words)
-        if f.closing_min is not None or f.closing_max is not None:
-            lower = f.closing_min if f.closing_min is not None else 1
-            share *= self.distribution(searcher).closing_share(max(lower, 1) if f.closing_max is not None
-                                                               else lower, f.closing_max)
-        if f.value_min is not None or f.value_max is not None:
-            lower = f.value_min if f.value_min is not None else 0.0
-            share *= self.distribution(searcher).value_share(f.value_field, lower, f.value_max)
+        if f.buyer:  # words of one name go together: the rarest bounds it
+            share *= min(min(1.0, searcher.doc_freq("buyer_words", w) / n) for w in buyer_words(f.buyer))
+        if (closing := closing_bounds(f)) is not None:
+            share *= self.distribution(searcher).closing_share(*closing)
+        if (value := value_bounds(f)) is not None:
+            share *= self.distribution(searcher).value_share(f.value_field, *value)
         if f.ids is not None:
             share = min(share, len(f.ids) / n)
         # exclude_corrigendum is taken as passing every notice (corrigenda are a small share): an over-estimate
