@@ -44,8 +44,9 @@ class DivisionScorer:
 
     def scores(self, texts: list[str], vectors: np.ndarray | None = None) -> np.ndarray:
         """(len(texts), divisions) scores; ``vectors`` are the texts' embeddings when already known."""
-        lexical = np.array([[min(len(set(self._tokenize(t)) & h), MAX_HINTS) for h in self._hints]
-                            for t in texts], dtype=np.float32).reshape(len(texts), len(self.divisions))
+        words = [set(self._tokenize(t)) for t in texts]  # once a text, not once a division
+        lexical = np.array([[min(len(w & h), MAX_HINTS) for h in self._hints]
+                            for w in words], dtype=np.float32).reshape(len(texts), len(self.divisions))
         scores = HINT_BONUS * lexical
         if self._embedder is not None:
             if vectors is None:
