@@ -39,7 +39,7 @@ import numpy as np
 from search_api.filters import build_filters
 from search_api.models import SearchParams, SearchResult
 from search_api.ranking import Candidate, compound_tokens, fuse, query_terms
-from tender_pipeline.lexical import Filters, Hit, LexicalIndex, cosine_rows, cosines
+from tender_pipeline.lexical import Evidence, Filters, Hit, LexicalIndex, cosine_rows, cosines
 
 SURVIVOR_CHUNK = 200  # vector hits checked against the filters per lexical query
 COUNT_BELOW = 10  # filters estimated to pass fewer than this × SEARCH_EXHAUSTIVE_MAX notices are counted exactly
@@ -187,28 +187,32 @@ class Searcher:
             for tid in knn:
                 hits.setdefault(tid, allowed[tid])
             t2 = time.perf_counter()
+            evidence = lex.present(terms, list(hits.values()), searcher, sector)
         else:
             knn = knn_future.result()
             t2 = time.perf_counter()
             vector_ids = [tid for tid in knn if tid not in hits]
+            known = list(hits.values())  # the lexical hits: their evidence comes with the first chunk
+            evidence = Evidence.empty(terms)
             kept = 0
-            for start in range(0, len(vector_ids), SURVIVOR_CHUNK):  # nearest first, until k pass the filters
-                part = vector_ids[start:start + SURVIVOR_CHUNK]
-                found = lex.members(filters, part, searcher)
+            # nearest first, until k pass the filters; each chunk's query also reads the survivors' evidence
+            for start in range(0, max(len(vector_ids), 1), SURVIVOR_CHUNK):
+                found, got = lex.resolve(filters, vector_ids[start:start + SURVIVOR_CHUNK], terms, searcher,
+                                         sector, known)
+                evidence.update(got)
+                known = []
                 hits.update({h.id: h for h in found})
                 kept += len(found)
                 if kept >= k:
                     break
         missing = [hits[tid] for tid in hits if tid not in knn and tid not in near]
-        evidence = lex.present(terms, list(hits.values()), searcher, sector)
         cosine = {**near, **knn, **self._similarities(collection, vector, missing)}
         t3 = time.perf_counter()
         pool = []
         for tid in hits:
             c = Candidate(id=tid, cosine=cosine.get(tid, 0.0), metadata={},
                           sector=sector if tid in evidence.in_sector else "")
-            c.strong = {t for t in terms if tid in evidence.strong[t]}
-            c.body = {t for t in terms if tid in evidence.body[t]}
+            c.strong, c.body = evidence.of(tid)
             pool.append(c)
         if exhaustive:  # no Chroma call: the nearest came from the index's stored vectors
             timings.update(lexical=t3 - t0, chroma=0.0)

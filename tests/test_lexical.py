@@ -87,16 +87,36 @@ def test_present_marks_the_sector_and_handles_many_terms(index):
     assert index.present(["ghana"], hits, s).in_sector == set()
 
 
-def test_members_name_the_ids_that_pass_without_reading_documents(index):
+def test_resolve_names_the_ids_that_pass_and_their_evidence_without_reading_documents(index):
     s = index.searcher()
     asked = ["uk-cf:WTC 2025/3", "GH-2", "nope", "GH-1"]
-    found = index.members(Filters(country="ghana"), asked, s)
+    terms = index.analyze("kumasi ghana full")
+    found, evidence = index.resolve(Filters(country="ghana"), asked, terms, s, sector="construction")
     assert ids_of(found) == {"GH-1", "GH-2"}
     by_id = {h.id: h for h in found}
     assert by_id["GH-2"].raw == b"" and by_id["GH-2"].card["title"] == "Road rehabilitation in Kumasi"
-    assert ids_of(index.members(Filters(), asked, s)) == {"uk-cf:WTC 2025/3", "GH-1", "GH-2"}
+    same = index.present(terms, found, s, sector="construction")  # the two-query way
+    assert (evidence.strong, evidence.body, evidence.in_sector) == (same.strong, same.body, same.in_sector)
+    assert evidence.of("GH-2")[0] == {"kumasi", "ghana"} and evidence.in_sector == {"GH-2"}
+    assert ids_of(index.resolve(Filters(), asked, [], s)[0]) == {"uk-cf:WTC 2025/3", "GH-1", "GH-2"}
     with pytest.raises(ValueError, match="unique"):
-        index.members(Filters(), ["GH-1", "GH-1"], s)
+        index.resolve(Filters(), ["GH-1", "GH-1"], terms, s)
+
+
+def test_resolve_reads_known_hits_and_spills_extra_terms_into_present(index):
+    """Hits already found (BM25, references) get their evidence in the same query and are not returned again;
+    terms past what fits beside the id positions take a second query, with the same result."""
+    s = index.searcher()
+    known = index.exact(["uk-tfl-7"], Filters())
+    filler = [f"zz{i}" for i in range(12)]
+    terms = filler + index.analyze("ghana kumasi full")
+    found, evidence = index.resolve(Filters(), ["GH-1", "GH-2"], terms, s, "construction", known)
+    assert ids_of(found) == {"GH-1", "GH-2"}
+    same = index.present(terms, found + known, s, sector="construction")
+    assert (evidence.strong, evidence.body, evidence.in_sector) == (same.strong, same.body, same.in_sector)
+    assert "UK-TFL-7" in evidence.body["full"] and evidence.strong["kumasi"] == {"GH-2"}
+    with pytest.raises(ValueError, match="unique"):
+        index.resolve(Filters(), ["UK-TFL-7"], terms, s, known=known)
 
 
 def test_upsert_replaces_and_delete_retires(index):

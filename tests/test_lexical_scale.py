@@ -95,6 +95,26 @@ def test_common_words_are_looked_up_in_titles_only(tmp_path, monkeypatch):
     assert evidence.body["suppli"] == {"T-3", "T-7"} and evidence.body["oxygen"] == {"T-7"}
 
 
+def test_resolve_decodes_positions_and_evidence_for_a_full_chunk(tmp_path):
+    """300 ids take 9 bits of the score for their position, the evidence the bits above: both read back
+    exactly, the same as ``present`` gives, for ids asked in any order among ids the index lacks."""
+    idx = LexicalIndex(tmp_path / "lex")
+    ids = [f"T-{i}" for i in range(40)]
+    idx.upsert(ids, [meta("Oxygen plant" if i % 3 == 0 else f"Notice {i}", sector="Works" if i % 2 else "IT")
+                     for i in range(40)],
+               [f"general supply {'oxygen' if i % 5 == 0 else ''}" for i in range(40)])
+    s = idx.searcher()
+    asked = [f"absent-{i}" for i in range(260)] + ids[::-1]
+    terms = idx.analyze("oxygen supply notice")
+    found, evidence = idx.resolve(Filters(), asked, terms, s, sector="works")
+    assert sorted(h.id for h in found) == sorted(ids)
+    same = idx.present(terms, found, s, sector="works")
+    assert (evidence.strong, evidence.body, evidence.in_sector) == (same.strong, same.body, same.in_sector)
+    assert evidence.in_sector == {f"T-{i}" for i in range(1, 40, 2)}
+    assert evidence.strong["oxygen"] == {f"T-{i}" for i in range(0, 40, 3)}
+    assert evidence.body["oxygen"] == {f"T-{i}" for i in range(0, 40, 5)}
+
+
 def test_a_query_keeps_only_its_rarest_common_terms(tmp_path, monkeypatch):
     """A pasted reference splits into many terms; past MAX_COMMON_TERMS the most frequent are dropped, while
     rare terms and short queries are kept whole."""

@@ -50,6 +50,9 @@ COMMON_MIN_DF = 10_000
 # A query keeps at most this many common terms, the rarest: a pasted reference ('GHS/2016/NCT/lot-1/...') splits
 # into a dozen terms, several in half the notices, and reading which candidates hold each cost 18 ms at 1M.
 MAX_COMMON_TERMS = 4
+FLOAT_BITS = 24  # integers below 2^24 are exact in a float32 score: the room for bits read back from a score
+TERMS_PER_QUERY = 11  # evidence bits for 11 terms (two each) and the sector fit in FLOAT_BITS
+DF_CACHE_TERMS = 50_000  # query terms whose document frequency is remembered per index version
 DISTRIBUTION_TTL_S = 300.0  # the cached spread of closing dates and values is refreshed at least this often
 _EDGES = [0.0] + [10 ** (e / 4) for e in range(0, 49)]  # value buckets: unknown (< 0), [0, 1), four a decade to 10^12
 VALUE_RANGES = ([{"to": 0.0}] + [{"from": a, "to": b} for a, b in zip(_EDGES, _EDGES[1:], strict=False)]
@@ -199,11 +202,45 @@ class Hit:
 @dataclass
 class Evidence:
     """Which candidates hold each query term in a strong field (title, buyer, place, reference) or
-    in the body, and which are in a given sector: what re-ranking needs besides the cosine."""
+    in the body, and which are in a given sector: what re-ranking needs besides the cosine. Kept both by
+    term and by candidate (``of``), so neither side is rebuilt from the other per candidate."""
 
     strong: dict[str, set[str]]
     body: dict[str, set[str]]
     in_sector: set[str]
+    by_id: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)  # id -> (strong terms, body terms)
+
+    @classmethod
+    def empty(cls, terms: Sequence[str]) -> Evidence:
+        return cls({t: set() for t in terms}, {t: set() for t in terms}, set())
+
+    def of(self, tender_id: str) -> tuple[set[str], set[str]]:
+        """The terms a candidate holds in a strong field and in the body."""
+        return self.by_id.get(tender_id) or (set(), set())
+
+    def add(self, tender_id: str, bits: int, group: Sequence[str], sector_bit: int = 0) -> None:
+        """Record one candidate's evidence bits for a group of terms (two bits a term, as ``present`` sets them)."""
+        strong, body = self.by_id.setdefault(tender_id, (set(), set()))
+        for i, term in enumerate(group):
+            if bits >> (2 * i) & 1:
+                self.strong.setdefault(term, set()).add(tender_id)
+                strong.add(term)
+            if bits >> (2 * i + 1) & 1:
+                self.body.setdefault(term, set()).add(tender_id)
+                body.add(term)
+        if sector_bit and bits & sector_bit:
+            self.in_sector.add(tender_id)
+
+    def update(self, other: Evidence) -> None:
+        for term, ids in other.strong.items():
+            self.strong.setdefault(term, set()).update(ids)
+        for term, ids in other.body.items():
+            self.body.setdefault(term, set()).update(ids)
+        self.in_sector |= other.in_sector
+        for tid, (strong, body) in other.by_id.items():
+            mine = self.by_id.setdefault(tid, (set(), set()))
+            mine[0].update(strong)
+            mine[1].update(body)
 
 
 @dataclass
@@ -305,6 +342,10 @@ class LexicalIndex:
         self._write_lock = threading.Lock()
         self._dist_lock = threading.Lock()
         self._dist: tuple[tuple[int, int], float, Distribution] | None = None
+        self._df_lock = threading.Lock()
+        self._df: dict[str, int] = {}
+        self._df_key: tuple[int, int] | None = None
+        self._df_at = 0.0
 
     def _check_version(self, recreate: bool) -> None:
         marker = self.path / "tender_schema.json"
@@ -430,10 +471,22 @@ class LexicalIndex:
     def _common_df(self, searcher) -> float:
         return max(COMMON_MIN_DF, COMMON_SHARE * searcher.num_docs)
 
-    @staticmethod
-    def _text_df(term: str, searcher) -> int:
-        """In how many notices ``term`` appears in some text field (its most frequent field)."""
-        return max(searcher.doc_freq(name, term) for name in TEXT_FIELDS)
+    def _text_df(self, term: str, searcher) -> int:
+        """In how many notices ``term`` appears in some text field (its most frequent field). Remembered per index
+        version (as the ``Distribution``): asking tantivy costs ~25 µs a field at 100k, three fields a term, and
+        the same words come back query after query. Only ``focus`` and the common-word rule read it, never a
+        filter, so a value a few minutes old can shift which words count as common, not what passes."""
+        key = (searcher.num_docs, searcher.num_segments)
+        with self._df_lock:
+            if self._df_key != key or time.monotonic() - self._df_at > DISTRIBUTION_TTL_S:
+                self._df, self._df_key, self._df_at = {}, key, time.monotonic()
+            found = self._df.get(term)
+        if found is None:
+            found = max(searcher.doc_freq(name, term) for name in TEXT_FIELDS)
+            with self._df_lock:
+                if self._df_key == key and len(self._df) < DF_CACHE_TERMS:
+                    self._df[term] = found
+        return found
 
     def focus(self, terms: Sequence[str], searcher) -> list[str]:
         """The query's terms, keeping only the ``MAX_COMMON_TERMS`` rarest common ones (order kept). The most
@@ -554,20 +607,64 @@ class LexicalIndex:
         got = s.search(self._and(self.filter_query(filters)), limit=limit, count=False)
         return [self._hit(s, 0.0, addr) for _, addr in got.hits]
 
-    def members(self, filters: Filters, ids: Sequence[str], searcher) -> list[Hit]:
-        """Which of ``ids`` (unique) pass the filters, without reading a stored document: each id's
-        term query scores its position + 1 (exact in a float up to 2^24), so the score names the id."""
-        ids = list(ids)
-        if not ids:
-            return []
-        if len(set(ids)) != len(ids) or len(ids) >= 1 << 24:
-            raise ValueError("members() needs unique ids, fewer than 2^24")
-        named = tantivy.Query.boolean_query([
+    def resolve(self, filters: Filters, ids: Sequence[str], terms: Sequence[str], searcher,
+                sector: str | None = None, known: Sequence[Hit] = ()) -> tuple[list[Hit], Evidence]:
+        """Which of ``ids`` pass the filters, and the lexical evidence (as ``present``) of those and of the
+        ``known`` hits, in one query: ``members`` then ``present`` looked each id up twice, and looking an id up
+        costs ~10 µs a segment. The score carries both answers: its low bits name the id (position + 1), the bits
+        above are the evidence bits of the first terms, as many as fit below 2^24 (exact in a float); further
+        terms, rare, take ``present``. ``ids`` must be unique and none of them among ``known``."""
+        ids, known = list(ids), list(known)
+        named = ids + [h.id for h in known]
+        evidence = Evidence.empty(terms)
+        if not named:
+            return [], evidence
+        if len(set(named)) != len(named):
+            raise ValueError("resolve() needs unique ids, none of them among the known hits")
+        width = len(named).bit_length()  # positions 1..len(named)
+        room = FLOAT_BITS - width - (1 if sector else 0)
+        if room < 2:
+            raise ValueError(f"resolve() takes fewer than 2^{FLOAT_BITS - 3} ids at once")
+        first = list(terms[:min(room // 2, TERMS_PER_QUERY)])
+        clauses, sector_bit = self._evidence_clauses(first, sector, shift=width)
+        named_query = tantivy.Query.boolean_query([
             (tantivy.Occur.Should, tantivy.Query.const_score_query(self._term("id", tid), float(i + 1)))
-            for i, tid in enumerate(ids)])
-        got = searcher.search(self._and(self.filter_query(filters), scored=named), limit=len(ids), count=False)
-        return [Hit(id=ids[round(score) - 1], score=0.0, addr=(a.segment_ord, a.doc), searcher=searcher)
-                for score, a in got.hits]
+            for i, tid in enumerate(named)])
+        filtering = self.filter_query(filters)
+        parts = [(tantivy.Occur.Must, tantivy.Query.const_score_query(filtering, 0.0))] if filtering else []
+        parts += [(tantivy.Occur.Must, named_query)] + [(tantivy.Occur.Should, q) for q in clauses]
+        got = searcher.search(tantivy.Query.boolean_query(parts), limit=len(named), count=False)
+        mask = (1 << width) - 1
+        found: list[Hit] = []
+        for score, a in got.hits:
+            bits = round(score)
+            position = bits & mask
+            if not 1 <= position <= len(named):
+                continue
+            tid = named[position - 1]
+            if position <= len(ids):
+                found.append(Hit(id=tid, score=0.0, addr=(a.segment_ord, a.doc), searcher=searcher))
+            evidence.add(tid, bits >> width, first, sector_bit >> width)
+        if len(first) < len(terms):
+            evidence.update(self.present(terms[len(first):], found + known, searcher))
+        return found, evidence
+
+    def _evidence_clauses(self, group: Sequence[str], sector: str | None,
+                          shift: int = 0) -> tuple[list[tantivy.Query], int]:
+        """A constant-score clause per (term, strong|body) worth its own power of two (from 2^shift), and the
+        sector's, the next one (its bit, or 0 without a sector)."""
+        clauses = []
+        for i, term in enumerate(group):
+            for j, names in enumerate((("title", "strong"), ("body",))):
+                either = tantivy.Query.boolean_query([
+                    (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, name, term, index_option="basic"))
+                    for name in names])
+                clauses.append(tantivy.Query.const_score_query(either, float(1 << (shift + 2 * i + j))))
+        sector_bit = 0
+        if sector:
+            sector_bit = 1 << (shift + 2 * len(group))
+            clauses.append(tantivy.Query.const_score_query(self._term("sector_key", norm(sector)), float(sector_bit)))
+        return clauses, sector_bit
 
     def present(self, terms: Sequence[str], hits: Sequence[Hit], searcher, sector: str | None = None) -> Evidence:
         """Lexical evidence for ``hits`` (which must come from ``searcher``: matched by address).
@@ -576,24 +673,14 @@ class LexicalIndex:
         constant-score clause worth its own power of two, so a hit's score is the bitmask of what it
         holds (sums of distinct powers of two below 2^24 are exact in a float). The sector, when
         given, takes the next bit. No stored document is read."""
-        out = Evidence({t: set() for t in terms}, {t: set() for t in terms}, set())
+        out = Evidence.empty(terms)
         if not hits:
             return out
         by_addr = {h.addr: h.id for h in hits}
         pool = self._any("id", [h.id for h in hits])
-        groups = [list(terms[g:g + 11]) for g in range(0, len(terms), 11)] or [[]]
+        groups = [list(terms[g:g + TERMS_PER_QUERY]) for g in range(0, len(terms), TERMS_PER_QUERY)] or [[]]
         for n, group in enumerate(groups):
-            clauses = []
-            for i, term in enumerate(group):
-                for j, names in enumerate((("title", "strong"), ("body",))):
-                    either = tantivy.Query.boolean_query([
-                        (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, name, term, index_option="basic"))
-                        for name in names])
-                    clauses.append(tantivy.Query.const_score_query(either, float(1 << (2 * i + j))))
-            sector_bit = 1 << (2 * len(group))
-            if sector and n == 0:
-                clauses.append(tantivy.Query.const_score_query(self._term("sector_key", norm(sector)),
-                                                               float(sector_bit)))
+            clauses, sector_bit = self._evidence_clauses(group, sector if n == 0 else None)
             if not clauses:
                 continue
             # the pool required, the clauses optional: each pool notice seeks the clauses' postings. Requiring the
@@ -604,16 +691,8 @@ class LexicalIndex:
                 + [(tantivy.Occur.Should, q) for q in clauses]), limit=len(hits), count=False)
             for score, a in got.hits:
                 tid = by_addr.get((a.segment_ord, a.doc))
-                if tid is None:
-                    continue
-                bits = round(score)
-                for i, term in enumerate(group):
-                    if bits >> (2 * i) & 1:
-                        out.strong[term].add(tid)
-                    if bits >> (2 * i + 1) & 1:
-                        out.body[term].add(tid)
-                if sector and n == 0 and bits & sector_bit:
-                    out.in_sector.add(tid)
+                if tid is not None:
+                    out.add(tid, round(score), group, sector_bit)
         return out
 
     def missing(self, ids: Sequence[str], batch: int = 5000) -> list[str]:
