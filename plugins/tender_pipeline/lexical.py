@@ -52,7 +52,6 @@ COMMON_MIN_DF = 10_000
 MAX_COMMON_TERMS = 4
 FLOAT_BITS = 24  # integers below 2^24 are exact in a float32 score: the room for bits read back from a score
 TERMS_PER_QUERY = 11  # evidence bits for 11 terms (two each) and the sector fit in FLOAT_BITS
-DF_CACHE_TERMS = 50_000  # query terms whose document frequency is remembered per index version
 DISTRIBUTION_TTL_S = 300.0  # the cached spread of closing dates and values is refreshed at least this often
 _EDGES = [0.0] + [10 ** (e / 4) for e in range(0, 49)]  # value buckets: unknown (< 0), [0, 1), four a decade to 10^12
 VALUE_RANGES = ([{"to": 0.0}] + [{"from": a, "to": b} for a, b in zip(_EDGES, _EDGES[1:], strict=False)]
@@ -342,10 +341,6 @@ class LexicalIndex:
         self._write_lock = threading.Lock()
         self._dist_lock = threading.Lock()
         self._dist: tuple[tuple[int, int], float, Distribution] | None = None
-        self._df_lock = threading.Lock()
-        self._df: dict[str, int] = {}
-        self._df_key: tuple[int, int] | None = None
-        self._df_at = 0.0
 
     def _check_version(self, recreate: bool) -> None:
         marker = self.path / "tender_schema.json"
@@ -471,22 +466,10 @@ class LexicalIndex:
     def _common_df(self, searcher) -> float:
         return max(COMMON_MIN_DF, COMMON_SHARE * searcher.num_docs)
 
-    def _text_df(self, term: str, searcher) -> int:
-        """In how many notices ``term`` appears in some text field (its most frequent field). Remembered per index
-        version (as the ``Distribution``): asking tantivy costs ~25 µs a field at 100k, three fields a term, and
-        the same words come back query after query. Only ``focus`` and the common-word rule read it, never a
-        filter, so a value a few minutes old can shift which words count as common, not what passes."""
-        key = (searcher.num_docs, searcher.num_segments)
-        with self._df_lock:
-            if self._df_key != key or time.monotonic() - self._df_at > DISTRIBUTION_TTL_S:
-                self._df, self._df_key, self._df_at = {}, key, time.monotonic()
-            found = self._df.get(term)
-        if found is None:
-            found = max(searcher.doc_freq(name, term) for name in TEXT_FIELDS)
-            with self._df_lock:
-                if self._df_key == key and len(self._df) < DF_CACHE_TERMS:
-                    self._df[term] = found
-        return found
+    @staticmethod
+    def _text_df(term: str, searcher) -> int:
+        """In how many notices ``term`` appears in some text field (its most frequent field)."""
+        return max(searcher.doc_freq(name, term) for name in TEXT_FIELDS)
 
     def focus(self, terms: Sequence[str], searcher) -> list[str]:
         """The query's terms, keeping only the ``MAX_COMMON_TERMS`` rarest common ones (order kept). The most
