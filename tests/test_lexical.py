@@ -76,7 +76,7 @@ def test_present_tells_strong_from_body(index):
 
 def test_present_marks_the_sector_and_handles_many_terms(index):
     """Evidence is decoded from score bits: a hit in both title and buyer must not carry into the next bit,
-    the sector takes its own bit, and more than 11 terms spill into a second query."""
+    the sector takes its own bit, and more terms than one query holds (TERMS_PER_QUERY) spill into a second."""
     s = index.searcher()
     hits = index.matching(Filters(), 10, s)
     filler = [f"zz{i}" for i in range(12)]  # absent words push 'ghana' and 'kumasi' into the second group

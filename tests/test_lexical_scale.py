@@ -95,9 +95,12 @@ def test_common_words_are_looked_up_in_titles_only(tmp_path, monkeypatch):
     assert evidence.body["suppli"] == {"T-3", "T-7"} and evidence.body["oxygen"] == {"T-7"}
 
 
-def test_resolve_decodes_positions_and_evidence_for_a_full_chunk(tmp_path):
+@pytest.mark.parametrize("dense_share", [0.0, 0.3, 2.0])  # every clause chained, some, none (one union)
+def test_resolve_decodes_positions_and_evidence_for_a_full_chunk(tmp_path, monkeypatch, dense_share):
     """300 ids take 9 bits of the score for their position, the evidence the bits above: both read back
-    exactly, the same as ``present`` gives, for ids asked in any order among ids the index lacks."""
+    exactly, the same as ``present`` gives, for ids asked in any order among ids the index lacks, whether the
+    evidence clauses are chained (dense postings) or share a union (sparse)."""
+    monkeypatch.setattr(lexical, "DENSE_SHARE", dense_share)
     idx = LexicalIndex(tmp_path / "lex")
     ids = [f"T-{i}" for i in range(40)]
     idx.upsert(ids, [meta("Oxygen plant" if i % 3 == 0 else f"Notice {i}", sector="Works" if i % 2 else "IT")
