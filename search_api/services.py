@@ -174,8 +174,9 @@ def _asker(settings: ApiSettings, embedder) -> Asker:
         return Asker(settings.model_copy(update={"ask_backend": "local"}), embedder)
 
 
-def get_services(request: Request) -> Services:
-    """Dependency: the app's services (created in its lifespan)."""
+async def get_services(request: Request) -> Services:
+    """Dependency: the app's services (created in its lifespan). ``async`` because it does no I/O: FastAPI runs a
+    plain ``def`` dependency in a worker thread, a hand-off per request for an attribute read."""
     return request.app.state.services
 
 

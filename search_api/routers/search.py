@@ -6,7 +6,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
 
 from search_api import export
@@ -63,6 +63,13 @@ def run_search(services: Services, params: SearchParams) -> SearchResponse:
                           results=ranked.results)
 
 
+def json_response(found: SearchResponse) -> Response:
+    """The response serialised by pydantic directly. Returned as a model, FastAPI would validate our own model
+    again, in a worker thread for a ``def`` endpoint, before serialising it: 0.2 ms and a thread hand-off per
+    search. ``response_model`` still documents the shape."""
+    return Response(found.model_dump_json(), media_type="application/json")
+
+
 def csv_response(services: Services, params: SearchParams, request: Request) -> StreamingResponse:
     """Rank first (errors still answer as JSON), then stream the rows."""
     found = run_search(services, params)
@@ -79,13 +86,13 @@ def csv_response(services: Services, params: SearchParams, request: Request) -> 
 def search_get(params: Annotated[SearchParams, Query()], services: ServicesDep, request: Request):
     if export.wants_csv(request.headers.get("accept", "")):
         return csv_response(services, params, request)
-    return run_search(services, params)
+    return json_response(run_search(services, params))
 
 
 @router.post("/search", response_model=SearchResponse, summary="Search tenders (JSON body)",
              description=DESCRIPTION + "\nSame fields as `GET /search`, sent as a JSON body.", responses=RESPONSES)
-def search_post(params: Annotated[SearchBody, Body()], services: ServicesDep) -> SearchResponse:
-    return run_search(services, params)
+def search_post(params: Annotated[SearchBody, Body()], services: ServicesDep) -> Response:
+    return json_response(run_search(services, params))
 
 
 @router.get("/search.csv", response_class=StreamingResponse, summary="Export search results as CSV",
