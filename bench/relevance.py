@@ -212,12 +212,14 @@ def main() -> None:
                     got = evaluate(Searcher(tuned, embedder, intent, lexical), collection, labelled, rerank=True)
                     grid.append({"rank_vector_weight": weight, "rank_sector_bonus": bonus,
                                  "ndcg@10": got["ndcg@10"], "mrr@10": got["mrr@10"]})
-            for lexical_n, candidates in ((0, 100), (50, 50), (100, 100), (200, 100), (100, 300)):
+            for lexical_n, candidates in ((0, 100), (50, 50), (50, 60), (50, 80), (50, 100), (100, 100), (200, 100),
+                                          (100, 300)):
                 tuned = settings.model_copy(update={"search_lexical_candidates": lexical_n,
                                                     "search_candidates": candidates})
                 got = evaluate(Searcher(tuned, embedder, intent, lexical), collection, labelled, rerank=True)
                 grid.append({"search_lexical_candidates": lexical_n, "search_candidates": candidates,
-                             "ndcg@10": got["ndcg@10"], "mrr@10": got["mrr@10"], "median_ms": got["median_ms"]})
+                             "ndcg@10": got["ndcg@10"], "mrr@10": got["mrr@10"], "recall@10": got["recall@10"],
+                             "recall@50": got["recall@50"], "median_ms": got["median_ms"]})
             report["sweep"] = grid
         print(json.dumps(report, indent=1))
 

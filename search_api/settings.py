@@ -17,7 +17,7 @@ class ApiSettings(Settings):
     """Settings for the search API (env vars are the upper-case field names)."""
 
     # candidate generation
-    search_candidates: int = Field(100, ge=10, le=1000)  # nearest vectors re-ranked per query
+    search_candidates: int = Field(60, ge=10, le=1000)  # nearest vectors re-ranked per query (bench/README)
     search_lexical_candidates: int = Field(50, ge=0, le=1000)  # BM25 top notices under the filters
     search_exhaustive_max: int = Field(1000, ge=0, le=100_000)  # ≤ this many pass the filters: rank them all
     search_max_overfetch: int = Field(1000, ge=10, le=10_000)  # cap on kNN over-fetch for broad filters
