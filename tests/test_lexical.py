@@ -97,6 +97,7 @@ def test_resolve_names_the_ids_that_pass_and_their_evidence_without_reading_docu
     assert by_id["GH-2"].raw == b"" and by_id["GH-2"].card["title"] == "Road rehabilitation in Kumasi"
     same = index.present(terms, found, s, sector="construction")  # the two-query way
     assert (evidence.strong, evidence.body, evidence.in_sector) == (same.strong, same.body, same.in_sector)
+    assert {h.id: evidence.of(h.id) for h in found} == {h.id: same.of(h.id) for h in found}
     assert evidence.of("GH-2")[0] == {"kumasi", "ghana"} and evidence.in_sector == {"GH-2"}
     assert ids_of(index.resolve(Filters(), asked, [], s)[0]) == {"uk-cf:WTC 2025/3", "GH-1", "GH-2"}
     with pytest.raises(ValueError, match="unique"):
@@ -108,12 +109,20 @@ def test_resolve_reads_known_hits_and_spills_extra_terms_into_present(index):
     terms past what fits beside the id positions take a second query, with the same result."""
     s = index.searcher()
     known = index.exact(["uk-tfl-7"], Filters())
+    full = set(ids_of(index.matching(Filters(), 10, s)))  # 'full' is in every body
+    # in the one query: the known hit's evidence, and a real term in the 7th slot, just under the sector's bit
+    # (3 names: 2 bits of position, 7 x 3 evidence bits, the sector's: bits 0-23)
+    terms = [f"zz{i}" for i in range(6)] + ["full"]
+    found, evidence = index.resolve(Filters(), ["GH-1", "GH-2"], terms, s, "construction", known)
+    assert evidence.body["full"] == full & {"GH-1", "GH-2", "UK-TFL-7"} and evidence.in_sector == {"GH-2"}
+    assert evidence.of("UK-TFL-7") == (set(), {"full"})
     filler = [f"zz{i}" for i in range(12)]
     terms = filler + index.analyze("ghana kumasi full")
     found, evidence = index.resolve(Filters(), ["GH-1", "GH-2"], terms, s, "construction", known)
     assert ids_of(found) == {"GH-1", "GH-2"}
     same = index.present(terms, found + known, s, sector="construction")
     assert (evidence.strong, evidence.body, evidence.in_sector) == (same.strong, same.body, same.in_sector)
+    assert {h.id: evidence.of(h.id) for h in found + known} == {h.id: same.of(h.id) for h in found + known}
     assert "UK-TFL-7" in evidence.body["full"] and evidence.strong["kumasi"] == {"GH-2"}
     with pytest.raises(ValueError, match="unique"):
         index.resolve(Filters(), ["UK-TFL-7"], terms, s, known=known)

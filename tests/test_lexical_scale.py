@@ -95,7 +95,7 @@ def test_common_words_are_looked_up_in_titles_only(tmp_path, monkeypatch):
     assert evidence.body["suppli"] == {"T-3", "T-7"} and evidence.body["oxygen"] == {"T-7"}
 
 
-@pytest.mark.parametrize("dense_share", [0.0, 0.3, 2.0])  # every clause chained, some, none (one union)
+@pytest.mark.parametrize("dense_share", [0.0, 0.3, 2.0])  # every clause with postings nested, some, none (one union)
 def test_resolve_decodes_positions_and_evidence_for_a_full_chunk(tmp_path, monkeypatch, dense_share):
     """300 ids take 9 bits of the score for their position, the evidence the bits above: both read back
     exactly, the same as ``present`` gives, for ids asked in any order among ids the index lacks, whether the

@@ -597,8 +597,10 @@ class LexicalIndex:
         """Which of ``ids`` pass the filters, and the lexical evidence (as ``present``) of those and of the
         ``known`` hits, in one query rather than two (each id looked up once). The score carries both answers:
         its low bits name the id (position + 1), the bits above are the evidence bits of the first terms, as
-        many as fit below 2^24 (exact in a float); further terms, rare, take ``present``. ``ids`` must be
-        unique and none of them among ``known``."""
+        many as fit below 2^24 (exact in a float): 4-5 terms beside a chunk of 200 vector hits and the BM25
+        hits, up to 7 for a few ids. Further terms take ``present``, a second query. ``ids`` must be unique and
+        none of them among ``known``; ``known`` hits must pass ``filters`` (they come from searches under them),
+        or they get no evidence from this query."""
         ids, known = list(ids), list(known)
         named = ids + [h.id for h in known]
         evidence = Evidence.empty(terms)
@@ -608,8 +610,8 @@ class LexicalIndex:
             raise ValueError("resolve() needs unique ids, none of them among the known hits")
         width = len(named).bit_length()  # positions 1..len(named)
         room = FLOAT_BITS - width - (1 if sector else 0)
-        if room < len(EVIDENCE_FIELDS):
-            raise ValueError(f"resolve() takes fewer than 2^{FLOAT_BITS - 4} ids at once")
+        if room < len(EVIDENCE_FIELDS) and (terms or sector):
+            raise ValueError(f"resolve() takes too many ids at once for evidence bits ({len(named)})")
         first = list(terms[:min(room // len(EVIDENCE_FIELDS), TERMS_PER_QUERY)])
         named_query = tantivy.Query.boolean_query([
             (tantivy.Occur.Should, tantivy.Query.const_score_query(self._term("id", tid), float(i + 1)))
