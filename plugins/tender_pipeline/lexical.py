@@ -203,17 +203,26 @@ class Hit:
 @dataclass
 class Evidence:
     """Which candidates hold each query term in a strong field (title, buyer, place, reference) or
-    in the body, and which are in a given sector: what re-ranking needs besides the cosine. Kept both by
-    term and by candidate (``of``), so neither side is rebuilt from the other per candidate."""
+    in the body, and which are in a given sector: what re-ranking needs besides the cosine. Kept by
+    candidate (``of``, what ranking reads); the by-term views are derived from it."""
 
-    strong: dict[str, set[str]]
-    body: dict[str, set[str]]
-    in_sector: set[str]
+    terms: list[str]
+    in_sector: set[str] = field(default_factory=set)
     by_id: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)  # id -> (strong terms, body terms)
 
     @classmethod
     def empty(cls, terms: Sequence[str]) -> Evidence:
-        return cls({t: set() for t in terms}, {t: set() for t in terms}, set())
+        return cls(list(terms))
+
+    @property
+    def strong(self) -> dict[str, set[str]]:
+        """term -> the candidates holding it in a strong field."""
+        return {t: {tid for tid, (strong, _) in self.by_id.items() if t in strong} for t in self.terms}
+
+    @property
+    def body(self) -> dict[str, set[str]]:
+        """term -> the candidates holding it in the body."""
+        return {t: {tid for tid, (_, body) in self.by_id.items() if t in body} for t in self.terms}
 
     def of(self, tender_id: str) -> tuple[set[str], set[str]]:
         """The terms a candidate holds in a strong field and in the body."""
@@ -224,19 +233,14 @@ class Evidence:
         strong, body = self.by_id.setdefault(tender_id, (set(), set()))
         for i, term in enumerate(group):
             if bits >> (3 * i) & 3:
-                self.strong.setdefault(term, set()).add(tender_id)
                 strong.add(term)
             if bits >> (3 * i + 2) & 1:
-                self.body.setdefault(term, set()).add(tender_id)
                 body.add(term)
         if sector_bit and bits & sector_bit:
             self.in_sector.add(tender_id)
 
     def update(self, other: Evidence) -> None:
-        for term, ids in other.strong.items():
-            self.strong.setdefault(term, set()).update(ids)
-        for term, ids in other.body.items():
-            self.body.setdefault(term, set()).update(ids)
+        self.terms.extend(t for t in other.terms if t not in self.terms)
         self.in_sector |= other.in_sector
         for tid, (strong, body) in other.by_id.items():
             mine = self.by_id.setdefault(tid, (set(), set()))
@@ -656,7 +660,7 @@ class LexicalIndex:
             sector_bit = 1 << (shift + len(EVIDENCE_FIELDS) * len(group))
             wanted.append(("sector_key", norm(sector), sector_bit))
         for name, term, bit in wanted:
-            clause = self._term_query(name, term, bit)
+            clause = tantivy.Query.const_score_query(self._term(name, term), float(bit))
             (dense if searcher.doc_freq(name, term) > floor else sparse).append(clause)
         query = base
         if sparse:
@@ -666,10 +670,6 @@ class LexicalIndex:
         for clause in dense:
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Should, clause)])
         return query, sector_bit
-
-    def _term_query(self, name: str, term: str, score: int) -> tantivy.Query:
-        return tantivy.Query.const_score_query(
-            tantivy.Query.term_query(self.schema, name, term, index_option="basic"), float(score))
 
     def present(self, terms: Sequence[str], hits: Sequence[Hit], searcher, sector: str | None = None) -> Evidence:
         """Lexical evidence for ``hits`` (which must come from ``searcher``: matched by address): which query
