@@ -31,6 +31,13 @@ class ApiSettings(Settings):
     warm_embedder: bool = True  # load the embedding model in the background at startup
     stats_ttl_s: float = Field(60.0, ge=0)  # /stats and facet cache lifetime
     chroma_retry_s: float = Field(2.0, ge=0)  # minimum pause between reconnect attempts
+    # feedback file rotation (search_api/feedback.py)
+    feedback_rotate_bytes: int = Field(
+        32 << 20, ge=0, description="Rotate FEEDBACK_PATH once it reaches this many bytes: the full file is renamed "
+        "with a UTC stamp and gzipped beside it (0 = never rotate).")
+    feedback_keep_days: int = Field(
+        365, ge=1, description="Rotated feedback archives older than this many days are deleted; /feedback/summary "
+        "counts the current file plus the archives kept.")
     # saved searches and alerts (search_api/alerts, dags/tender_alerts.py)
     alert_min_score: float = Field(0.55, ge=0, le=1)  # a batch notice alerts only at this /search score or above
     alert_max_per_search: int = Field(200, ge=1, le=1000)  # matches per saved search per batch
