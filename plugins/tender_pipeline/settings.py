@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     incoming_uri: str = "data/incoming/"
     staging_uri: str = "data/staging/"
     ledger_uri: str = ""  # default: <staging_uri>/_ledger
+    staging_retention_days: int = Field(
+        7, ge=1, description="Run folders under STAGING_URI (raw batch, valid rows, quarantine.csv, stage files) are "
+        "deleted this many days after their last write; what live notices need stays sealed in <STAGING_URI>/_kept "
+        "until none of its notices is live (docs/capacity.md).")
     # a batch file still being written is not taken (sources.py): a folder with the marker is complete;
     # otherwise a local file must be untouched for incoming_settle_s; require_marker: no marker, no files
     incoming_settle_s: float = Field(60.0, ge=0)
