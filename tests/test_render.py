@@ -44,7 +44,10 @@ COMPOSE_OF = {
     "airflow-dag-processor": "airflow-dag-processor",
     "airflow-triggerer": "airflow-triggerer",
     "airflow-worker": "airflow-worker",
+    "airflow-housekeeping": "airflow-housekeeping",
 }
+# A Render cron job runs one pass on its schedule where compose's service loops (same script).
+CRON_OF_LOOP = {"airflow-housekeeping": "--loop"}
 # Compose services Render provides in another form.
 PROVIDED_BY_RENDER = {
     "postgres": "Render Postgres (databases:)",
@@ -258,6 +261,10 @@ def agreement_problems(bp: dict, cp: dict) -> list[str]:
                 problems.append(f"{where}: image {url!r} but compose runs {image!r}")
         # command
         command = compose_command(cp, compose_name)
+        if svc.get("type") == "cron":
+            command = command.removesuffix(" " + CRON_OF_LOOP.get(name, "")).strip()
+            if not svc.get("schedule"):
+                problems.append(f"{where}: a cron job needs a schedule")
         if command and svc.get("dockerCommand") != command:
             problems.append(f"{where}: dockerCommand {svc.get('dockerCommand')!r} but compose runs {command!r}")
         # env vars: names, then values
