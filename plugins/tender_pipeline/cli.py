@@ -76,7 +76,11 @@ def recover(args: argparse.Namespace) -> int:
     if args.store == "lexical":
         summary = recovering.lexical(settings)
     else:
-        summary = recovering.staging_disk(settings, s3_client=_s3_client() if is_s3(settings.incoming_uri) else None)
+        before = datetime.fromisoformat(args.ingested_before) if args.ingested_before else None
+        if before is not None and before.tzinfo is None:
+            before = before.replace(tzinfo=UTC)
+        summary = recovering.staging_disk(settings, s3_client=_s3_client() if is_s3(settings.incoming_uri) else None,
+                                          ingested_before=before)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -136,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     rc = sub.add_parser("recover", help="a lost disk: rebuild the lexical index (from its published copy or "
                                         "staging) or staging (from the stores and INCOMING_URI)")
     rc.add_argument("store", choices=["lexical", "staging"], help="the store whose disk was lost")
+    rc.add_argument("--ingested-before", default=None, metavar="ISO_TIME",
+                    help="staging: batch files that arrived before this time (UTC unless given) were all ingested; "
+                         "claim them in the ledger even where a later batch changed their notices")
     rc.add_argument("-v", "--verbose", action="store_true")
     rc.set_defaults(run=recover)
     r = sub.add_parser("rebuild", help="rebuild the lexical index from Chroma, or both stores from staging")
