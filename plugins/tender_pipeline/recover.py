@@ -79,10 +79,10 @@ def lexical(settings, today: date | None = None) -> dict[str, Any]:
 
 def _forget_handle(folder: Path) -> None:
     """A handle this process opened before the folder was lost reads files that are gone: open afresh."""
-    from tender_pipeline import lexical as lexical_module
+    from tender_pipeline.lexical import index as handles
 
-    with lexical_module._OPEN_LOCK:
-        lexical_module._OPEN.pop(str(folder.resolve()), None)
+    with handles._OPEN_LOCK:
+        handles._OPEN.pop(str(folder.resolve()), None)
 
 
 def _move_aside(folder: Path) -> None:
