@@ -35,9 +35,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 # The settings, CLI and API reference pages are generated from the code (scripts/docs_hooks.py),
-# so the package and the search API must be importable.
+# so the package and the search API must be importable. NO_MKDOCS_2_WARNING: the theme's end-of-life
+# banner on every build (docs/contributing/docs.md notes it).
 docs: setup
-	PYTHONPATH=plugins:. $(VENV)/bin/mkdocs build --strict --quiet
+	PYTHONPATH=plugins:. NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 bench: setup
 	@scripts/bench.sh
