@@ -176,7 +176,7 @@ class FsspecStore(_Store):
     """Any other scheme through fsspec (gcs://, az://, memory://...): whatever driver the user installed.
 
     Staging works on any of them; the ledger does not, since fsspec offers no
-    portable create-only-if-absent (see README "Running on several machines").
+    portable create-only-if-absent (see docs/running/several-machines.md).
     """
 
     def __init__(self, uri: str) -> None:
