@@ -186,9 +186,9 @@ def _stored_text(doc: dict) -> str | None:
 
 
 def _text_from_card(tender_id: str, meta: dict) -> str:
-    """The embedded text rebuilt from the card: every line but the description (which only the text holds)."""
-    record = {k: meta.get(k) or None for k in ("title", "buyer", "country", "region", "city", "category",
-                                               "notice_type", "url", "source", "currency")}
+    """The embedded text rebuilt from the card: every line, the description too when the card keeps it."""
+    record = {k: meta.get(k) or None for k in ("title", "description", "buyer", "country", "region", "city",
+                                               "category", "notice_type", "url", "source", "currency")}
     record = {k: v for k, v in record.items() if v is not None}
     enrichment = {"tender_id": tender_id, "summary": meta.get("summary", ""), "sector": meta.get("sector", ""),
                   "subsector": meta.get("subsector", ""), "procurement_type": meta.get("procurement_type", ""),
