@@ -28,8 +28,11 @@ summaries, 12 keywords) and ``--dim`` (768, Gemini's default) dimensions; ``offl
 models (384 dimensions; ~0.3 s a notice on a loaded 2-core host).
 
 Output: one JSON object per line per store (chroma, lexical, staging, airflow_db, feedback), see
-``report`` below for the keys; ``--out`` keeps a copy. How each figure is projected to ``--live``:
-docs/capacity.md.
+``report`` below for the keys; ``--out`` keeps a copy. Projections to ``--live``: bytes from the least-squares
+line through each day's (live, bytes) after maintenance; RSS = the RSS measured at the end plus the bytes per
+notice of what the server maps (Chroma's HNSW files, the API's index files) for each notice more; peaks = the
+worst transient seen in any simulated day times a day's inflow over the steady size at ``--live``.
+docs/capacity.md has the arithmetic.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -224,6 +228,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep it (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "storage.json")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the servers and the database are cleaned up
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-storage-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -361,7 +366,7 @@ class Bench:
         self.days.append({"day": d, "t_end": time.time(), "live": retired["lexical_after"],
                           "chroma_live": retired["chroma_after"], "before": before, "after": after,
                           "peak": {k: max(s[k] for s in window) for k in after}, "rss": rss,
-                          "resident": {"chroma": hnsw_bytes(self.work / "chroma"), "api": after["lexical"]},
+                          "resident": {"chroma": hnsw_bytes(self.work / "chroma", t_ingest), "api": after["lexical"]},
                           "retired": retired["retired"], "compacted": bool(compacted.get("compacted")),
                           "kept_rows": pruned["kept_rows_kept"], "kept_live": pruned["kept_live"],
                           "searches_ok": searched})
@@ -396,9 +401,14 @@ def housekeeping(days: list[dict]) -> None:
         raise RuntimeError(f"airflow_housekeeping.sh failed: {done.stderr[-2000:]}")
 
 
-def hnsw_bytes(chroma_dir: Path) -> int:
-    """Chroma's vector segment files (HNSW: vectors and graph), which the server holds in memory."""
-    return sum(disk_bytes(p) for p in chroma_dir.iterdir() if p.is_dir()) if chroma_dir.exists() else 0
+def hnsw_bytes(chroma_dir: Path, since: float) -> int:
+    """Chroma's vector segment files (HNSW: vectors and graph), which the server holds in memory: the folders
+    written to since ``since`` (Chroma 1.5.9 leaves a dropped collection's folder behind, unused)."""
+    if not chroma_dir.exists():
+        return 0
+    live = [p for p in chroma_dir.iterdir() if p.is_dir() and max(
+        (f.stat().st_mtime for f in p.iterdir()), default=0) >= since]
+    return sum(disk_bytes(p) for p in live)
 
 
 def airflow_db_bytes(db_url: str | None, work: Path) -> int:
@@ -448,7 +458,7 @@ def exercise_api(api, batch: list[dict]) -> int:
 # --------------------------------------------------------------------------- the figures
 PLAN_MEMORY = {"starter": 512 << 20, "standard": 2 << 30, "pro": 4 << 30, "pro plus": 8 << 30,
                "pro max": 16 << 30, "pro ultra": 32 << 30}  # docs/capacity.md cites Render's plan table
-ON_DISK = {"airflow-worker": ["staging", "lexical"], "search-api": ["lexical copy", "feedback"],
+ON_DISK = {"airflow-worker": ["staging", "lexical x2"], "search-api": ["lexical x2", "feedback"],
            "chroma": ["chroma"], "tender-airflow-db": ["airflow_db"]}
 HOME = {"chroma": "chroma", "lexical": "airflow-worker", "staging": "airflow-worker",
         "feedback": "search-api", "airflow_db": "tender-airflow-db"}
@@ -505,19 +515,17 @@ def report(b: Bench) -> list[dict]:
         steady = max(fixed, 0) + bpn * L
         _, grows = fit([(d[key], d["rss"][server]) for d in days[1:] or days])  # day 0: the servers warming up
         resident = last["resident"][server] / live
-        per_notice = max(grows, resident)
         lines[store] = {"store": store, "bytes_per_notice": round(bpn),
                         "bytes_per_notice_average": round(last["after"][store] / live), "steady_bytes": round(steady),
                         **peaks(store, steady, new_per_day * bpn),
-                        "rss_bytes": round(last["rss"][server] + per_notice * (L - live)),
+                        "rss_bytes": round(last["rss"][server] + resident * (L - live)),
                         "rss_measured": [[d[key], d["rss"][server]] for d in days],
-                        "rss_projection": (f"RSS at the end ({last['rss'][server]} B at {live} live) + "
-                                           f"(--live - live) x "
-                                           f"{round(per_notice)} B, the larger of the RSS growth per live notice from "
-                                           f"day 1 on, least squares ({round(grows)} B), and the bytes per notice of "
-                                           f"what the server keeps mapped ({round(resident)} B: "
-                                           + ("Chroma's HNSW segment files)" if store == "chroma" else
-                                              "the index files the search API maps)")),
+                        "rss_projection": (f"RSS at the end ({last['rss'][server]} B at {live} live) + (--live - live) "
+                                           f"x {round(resident)} B, the bytes per notice of what the server keeps "
+                                           "mapped (" + ("Chroma's HNSW segment files: vectors and graph" if store ==
+                                                         "chroma" else "the index files the search API maps")
+                                           + "); caches beyond those are taken as bounded"),
+                        "rss_growth_per_notice_in_run": round(grows),
                         "server": "chroma run" if store == "chroma" else "search API (one uvicorn worker)"}
         if store == "chroma":
             lines[store]["compactions"] = sum(d["compacted"] for d in days)
@@ -580,9 +588,10 @@ def add_render(lines: dict[str, dict]) -> None:
     """The disk render.yaml gives each store, what else shares it, and the headroom at --live."""
     services = render_services()
     steady = {k: v["steady_bytes"] for k, v in lines.items()}
-    # a search API following a published index keeps the previous version's files until the next one is in
-    # place: a merge that rewrote everything needs twice the index for a moment
-    steady["lexical copy"] = 2 * steady["lexical"]
+    # tantivy writes a merged segment before it deletes the ones merged (the writer's disk), and a search API
+    # following a published index keeps the previous version's files until the next one is in place: a merge
+    # of the largest segments needs up to twice the index for a moment on both disks
+    steady["lexical x2"] = 2 * steady["lexical"]
     for store, line in lines.items():
         service = services.get(HOME[store], {})
         size = service.get("disk")
