@@ -81,6 +81,17 @@ def last_write(folder: staging.StagePath) -> float:
     return max((float(v.get("mtime") or v.get("LastModified", 0) or 0) for v in info.values()), default=0.0)
 
 
+def _modified(path: staging.StagePath) -> float:
+    """When a file was last written (now, i.e. never old enough, where the store cannot say)."""
+    if isinstance(path, Path):
+        return path.stat().st_mtime
+    if isinstance(path.store, staging.S3Store):
+        parsed = urlparse(path.uri)
+        head = path.store.client.head_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
+        return head["LastModified"].timestamp()
+    return time.time()
+
+
 def remove_folder(folder: staging.StagePath) -> None:
     if isinstance(folder, Path):
         shutil.rmtree(folder, ignore_errors=True)
@@ -152,8 +163,7 @@ def remove_orphans(settings, now: float) -> int:
     for path in staging.listdir(root):
         if path.name.endswith(".json") or path.name in named:
             continue
-        age = now - (path.stat().st_mtime if isinstance(path, Path) else last_write(path.parent))
-        if age > ORPHAN_AGE_S:
+        if now - _modified(path) > ORPHAN_AGE_S:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
