@@ -8,9 +8,10 @@ What runs is the product's own code:
     validate → enrich → embed → upsert) into a ``chroma run`` server, the lexical index and staging;
     Airflow's metadata DB is a fresh PostgreSQL database when one is reachable (Render runs PostgreSQL),
     SQLite otherwise;
-  * then the day's maintenance, as ``tender_maintenance`` and the housekeeping job run it:
-    ``lifecycle.retire_expired``, ``lifecycle.compact_if_due``, ``staging_retention.prune``, the
-    feedback file's rotation, and ``scripts/airflow_housekeeping.sh`` (``airflow db clean``);
+  * then the day's maintenance: ``tender_maintenance`` through ``dag.test()`` as of the simulated day
+    (whatever its tasks are: retirement, compaction, staging's pruning), ``staging_retention.prune`` on
+    the compressed clock, the feedback file's rotation, and ``scripts/airflow_housekeeping.sh``
+    (``airflow db clean``);
   * a search API (uvicorn, one worker) on the same stores answers a few searches after each day, so its
     RSS and Chroma's can be read at several sizes.
 A thread samples every store's bytes on disk every 0.3 s throughout.
@@ -30,7 +31,8 @@ models (384 dimensions; ~0.3 s a notice on a loaded 2-core host).
 Output: one JSON object per line per store (chroma, lexical, staging, airflow_db, feedback), see
 ``report`` below for the keys; ``--out`` keeps a copy. Projections to ``--live``: bytes from the least-squares
 line through each day's (live, bytes) after maintenance; RSS = the RSS measured at the end plus the bytes per
-notice of what the server maps (Chroma's HNSW files, the API's index files) for each notice more; peaks = the
+notice of the index files the search API maps for each notice more, and for Chroma the line from an empty server
+to one started afresh on the run's data and queried; peaks = the
 worst transient seen in any simulated day times a day's inflow over the steady size at ``--live``.
 docs/capacity.md has the arithmetic.
 """
@@ -52,6 +54,7 @@ import threading
 import time
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,10 +323,12 @@ class Bench:
         records, self.origin = real_records(max(self.args.per_day * self.args.days, 2000))
         log(f"{len(records)} real-shaped records from {self.origin}")
         notices = Notices(records)
-        ingest = DagBag(dag_folder=str(ROOT / "dags")).dags["tender_ingest"]
+        dags = DagBag(dag_folder=str(ROOT / "dags")).dags
+        ingest, self.maintenance = dags["tender_ingest"], dags["tender_maintenance"]
         api = start_api(self.work)
         sampler = Sampler(self.measure, 0.5)
         self.empty = self.measure()
+        self.empty_rss = rss_bytes(self.chroma_pid)
         sampler.start()
         try:
             for d in range(self.args.days):
@@ -332,6 +337,7 @@ class Bench:
             sampler.stop()
             api.terminate()
             api.wait(30)
+        self.fresh_rss = fresh_chroma_rss(self.chroma_pid, self.work / "chroma")
         try:
             return report(self)
         finally:
@@ -340,7 +346,7 @@ class Bench:
             airflow_settings.dispose_orm()  # before the benchmark's database is dropped
 
     def day(self, d: int, notices: Notices, ingest, api, sampler: Sampler) -> None:
-        from tender_pipeline import lifecycle, staging_retention
+        from tender_pipeline import staging_retention
 
         day, t_ingest = START + timedelta(days=d), time.time()
         sampler.phase = f"ingest {d}"
@@ -355,24 +361,33 @@ class Bench:
         before = self.measure()
         rss = {"chroma": rss_bytes(self.chroma_pid), "api": rss_bytes(api.pid)}
         sampler.phase = f"maintenance {d}"
-        retired = lifecycle.retire_expired(self.settings, today=day)
-        compacted = lifecycle.compact_if_due(self.settings)
-        # a run folder a simulated day old: written before this day's ingest began
+        # the product's maintenance, whatever its tasks are: tender_maintenance as of this simulated day
+        run = self.maintenance.test(logical_date=datetime.combine(day, dtime(3, 30), UTC))
+        assert run.state == "success", f"maintenance day {d}: {run.state}"
+        # staging's pruning again with a compressed clock for the run folders: a run folder is a simulated day
+        # old when it was written before this day's ingest began (the DAG's task measures folders in real time)
         pruned = staging_retention.prune(self.settings, today=day, now=t_ingest + 86_400)
         self.feedback.compress_and_prune()
         housekeeping(self.days)
         after = self.measure()
+        live = self.live()
         window = [s for p, s in list(sampler.samples) if p in (f"ingest {d}", f"maintenance {d}")] + [before, after]
-        self.days.append({"day": d, "t_end": time.time(), "live": retired["lexical_after"],
-                          "chroma_live": retired["chroma_after"], "before": before, "after": after,
+        self.days.append({"day": d, "t_end": time.time(), "live": live, "before": before, "after": after,
                           "peak": {k: max(s[k] for s in window) for k in after}, "rss": rss,
-                          "resident": {"chroma": hnsw_bytes(self.work / "chroma", t_ingest), "api": after["lexical"]},
-                          "retired": retired["retired"], "compacted": bool(compacted.get("compacted")),
+                          "resident": {"api": after["lexical"]},
                           "kept_rows": pruned["kept_rows_kept"], "kept_live": pruned["kept_live"],
                           "searches_ok": searched})
         sampler.phase = f"after {d}"
-        log(f"day {d}: live {retired['lexical_after']}, retired {retired['retired']}, compacted "
-            f"{compacted.get('compacted')}, bytes {json.dumps(after)}, rss {json.dumps(rss)}")
+        log(f"day {d}: live {live}, kept rows {pruned['kept_rows_kept']}, bytes {json.dumps(after)}, "
+            f"rss {json.dumps(rss)}")
+
+    def live(self) -> int:
+        """Live notices: what the lexical index holds (every notice has its card there)."""
+        from tender_pipeline.lexical import open_index
+
+        index = open_index(self.settings.lexical_dir)
+        index.index.reload()
+        return index.num_docs()
 
     def post_feedback(self, batch: list[dict], count: int) -> None:
         rng = random.Random(len(batch) + len(self.days))
@@ -401,14 +416,37 @@ def housekeeping(days: list[dict]) -> None:
         raise RuntimeError(f"airflow_housekeeping.sh failed: {done.stderr[-2000:]}")
 
 
-def hnsw_bytes(chroma_dir: Path, since: float) -> int:
-    """Chroma's vector segment files (HNSW: vectors and graph), which the server holds in memory: the folders
-    written to since ``since`` (Chroma 1.5.9 leaves a dropped collection's folder behind, unused)."""
-    if not chroma_dir.exists():
-        return 0
-    live = [p for p in chroma_dir.iterdir() if p.is_dir() and max(
-        (f.stat().st_mtime for f in p.iterdir()), default=0) >= since]
-    return sum(disk_bytes(p) for p in live)
+def fresh_chroma_rss(pid: int, data: Path) -> int:
+    """RSS of a Chroma server started afresh on the run's data once every collection has answered a query:
+    what it needs for the live notices, without what a long run leaves behind (a dropped collection's folder
+    is never loaded). The run's server is stopped first (one server per folder)."""
+    import chromadb
+    import numpy as np
+
+    from tests.services import free_port, wait_http
+
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--path", str(data), "--host",
+                             "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", 60, proc)
+        client = chromadb.HttpClient(host="127.0.0.1", port=port)
+        for ref in client.list_collections():
+            collection = client.get_collection(ref.name, embedding_function=None)
+            got = collection.get(limit=1, include=["embeddings"])
+            if got["ids"]:
+                collection.query(query_embeddings=[np.asarray(got["embeddings"][0])], n_results=10, include=[])
+        return rss_bytes(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def airflow_db_bytes(db_url: str | None, work: Path) -> int:
@@ -506,7 +544,7 @@ def report(b: Bench) -> list[dict]:
                 "daily_sawtooth_at_live": round(sawtooth, 4), "peak_over_steady_compressed_clock": round(measured, 3)}
 
     for store in ("chroma", "lexical"):
-        key, server = ("chroma_live", "chroma") if store == "chroma" else ("live", "api")
+        key, server = "live", "chroma" if store == "chroma" else "api"
         live = max(last[key], 1)
         points = [(d[key], d["after"][store]) for d in days]
         fixed, bpn = fit(points) if len(points) >= 3 else (empty[store], (last["after"][store] - empty[store]) / live)
@@ -514,21 +552,23 @@ def report(b: Bench) -> list[dict]:
             fixed, bpn = empty[store], (last["after"][store] - empty[store]) / live
         steady = max(fixed, 0) + bpn * L
         _, grows = fit([(d[key], d["rss"][server]) for d in days[1:] or days])  # day 0: the servers warming up
-        resident = last["resident"][server] / live
+        if store == "chroma":
+            per = (b.fresh_rss - b.empty_rss) / live
+            rss = b.empty_rss + per * L
+            how = (f"a Chroma server started afresh on the run's data, every collection queried: "
+                   f"{b.fresh_rss} B at {live} live, {b.empty_rss} B empty; the line through both, at --live "
+                   f"({round(per)} B a notice)")
+        else:
+            per = last["resident"][server] / live
+            rss = last["rss"][server] + per * (L - live)
+            how = (f"the search API's RSS at the end ({last['rss'][server]} B at {live} live) + (--live - live) x "
+                   f"{round(per)} B, the bytes per notice of the index files it maps (all resident)")
         lines[store] = {"store": store, "bytes_per_notice": round(bpn),
                         "bytes_per_notice_average": round(last["after"][store] / live), "steady_bytes": round(steady),
-                        **peaks(store, steady, new_per_day * bpn),
-                        "rss_bytes": round(last["rss"][server] + resident * (L - live)),
-                        "rss_measured": [[d[key], d["rss"][server]] for d in days],
-                        "rss_projection": (f"RSS at the end ({last['rss'][server]} B at {live} live) + (--live - live) "
-                                           f"x {round(resident)} B, the bytes per notice of what the server keeps "
-                                           "mapped (" + ("Chroma's HNSW segment files: vectors and graph" if store ==
-                                                         "chroma" else "the index files the search API maps")
-                                           + "); caches beyond those are taken as bounded"),
+                        **peaks(store, steady, new_per_day * bpn), "rss_bytes": round(rss),
+                        "rss_measured": [[d[key], d["rss"][server]] for d in days], "rss_projection": how,
                         "rss_growth_per_notice_in_run": round(grows),
                         "server": "chroma run" if store == "chroma" else "search API (one uvicorn worker)"}
-        if store == "chroma":
-            lines[store]["compactions"] = sum(d["compacted"] for d in days)
     # staging: kept rows (∝ live, times the trim overhead seen) + run folders and the enrichment cache
     # (∝ records a day × STAGING_RETENTION_DAYS) + the ledger (a marker per batch file, kept)
     root = Path(b.settings.staging_uri)
