@@ -84,21 +84,22 @@ def lexical_scores(candidates: list[Candidate], terms: list[str], idf: dict[str,
     else over the pool. A candidate holding one of a term's ``variants`` (other spellings) holds the term."""
     if not terms or not candidates:
         return
-    forms = {t: [t, *(variants or {}).get(t, [])] for t in terms}
+    forms = {t: (t, *(variants or {}).get(t, ())) for t in terms}
     if idf is None:
         n = len(candidates)
         idf = {}
         for t in terms:
-            df = sum(1 for c in candidates if any(f in c.strong or f in c.body for f in forms[t]))
+            df = sum(1 for c in candidates if not (c.strong.isdisjoint(forms[t]) and c.body.isdisjoint(forms[t])))
             idf[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    total = sum(idf[t] for t in terms) or 1.0
+    weights = [(forms[t], idf[t]) for t in terms]
+    total = sum(w for _, w in weights) or 1.0
     for c in candidates:
         got = 0.0
-        for t in terms:
-            if any(f in c.strong for f in forms[t]):
-                got += idf[t]
-            elif any(f in c.body for f in forms[t]):
-                got += BODY_WEIGHT * idf[t]
+        for held, w in weights:
+            if not c.strong.isdisjoint(held):
+                got += w
+            elif not c.body.isdisjoint(held):
+                got += BODY_WEIGHT * w
         c.lexical = got / total
 
 
