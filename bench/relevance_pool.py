@@ -32,11 +32,10 @@ from tests.services import chroma_server  # noqa: E402
 
 
 def analysed_terms(lex, query: str) -> list[str]:
-    """The query's content words as the index analyses them (no stemming of our own before)."""
-    from search_api.ranking import _PART, STOPWORDS
+    """The query's content words as the index analyses them (as the service does, without other spellings)."""
+    from search_api.ranking import query_words
 
-    words = [w for w in _PART.findall(query.lower()) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
-    return lex.analyze(" ".join(words))
+    return lex.analyze(" ".join(query_words(query)))
 
 
 def pool_of(lex, s, collection, embedder, intent, query: str, knn_n: int, bm25_n: int) -> dict:
