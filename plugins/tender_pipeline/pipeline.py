@@ -29,15 +29,8 @@ from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
 from tender_pipeline.models import EnrichedTender, TenderRecord
 from tender_pipeline.money import Reporter
-from tender_pipeline.profiles import load_profiles
 from tender_pipeline.settings import Settings
-from tender_pipeline.validate import (
-    check_threshold,
-    read_files,
-    top_reasons,
-    validate_tables,
-    write_quarantine,
-)
+from tender_pipeline.validate import check_threshold, top_reasons, validate_files, write_quarantine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -175,9 +168,7 @@ def validate(settings: Settings, run_dir: str, *, limit: int | None = None,
     with _stage(run, "validate") as stats, ExitStack() as local:
         paths = [(local.enter_context(staging.local_copy(run / "raw" / f["staged"])), f["name"])
                  for f in fetched["files"]]
-        tables = read_files(paths)
-        result = validate_tables(tables, load_profiles(settings.profiles_path),
-                                 profile or settings.profile, limit)
+        result = validate_files(paths, settings.profiles_path, profile or settings.profile, limit)
         staging.write_jsonl(run / "valid.jsonl", result.valid)
         quarantine_path = run / "quarantine.csv"
         write_quarantine(quarantine_path, result.quarantine)
@@ -203,10 +194,11 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
     run = staging.location(run_dir)
     lower_priority(settings)
     with _stage(run, "enrich") as stats:
-        files, records = [], []  # the raw rows are not kept: only each record and the file it came from
+        files, records, releases = [], [], []  # the raw rows are not kept: each record, its file, its versions
         for row in staging.read_jsonl(run / "valid.jsonl"):
             files.append(row["file"])
             records.append(TenderRecord.model_validate(row["record"]))
+            releases.append(int(row.get("versions") or 1))  # an OCDS notice: its OCID's releases in this batch
         _, collection = _collection(settings)
         records = identity.link_to_index(records, lambda ids: set(store.existing_state(collection, ids)))
         hashes = [r.content_hash() for r in records]
@@ -234,7 +226,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
                         prev = state.get(records[i].tender_id)
                         sources[enrichment.enrichment_source] += 1
                         yield {"file": files[i], "existed": prev is not None,
-                               "versions": identity.next_version(prev, hashes[i]),
+                               "versions": max(identity.next_version(prev, hashes[i]), releases[i]),
                                "was_corrigendum": bool(prev and prev["is_corrigendum"]),
                                **item.model_dump(mode="json")}
                     bar.update(len(part))

@@ -260,7 +260,7 @@ def download(src: SourceFile, dest_dir: Path, s3_client=None, timeout: float = 1
                         fh.write(chunk)
             if not _supported(dest.name):  # URL without a suffix: trust the content type
                 kind = resp.headers.get("content-type", "")
-                suffix = ".xlsx" if "spreadsheet" in kind else ".csv"
+                suffix = ".xlsx" if "spreadsheet" in kind else ".json" if "json" in kind else ".csv"
                 dest = dest.with_name(dest.name + suffix)
         elif is_s3(src.uri):
             bucket, key = _split_s3(src.uri)
