@@ -29,6 +29,7 @@ from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
 from tender_pipeline.models import EnrichedTender, TenderRecord
 from tender_pipeline.money import Reporter
+from tender_pipeline.ocds import api as ocds_api
 from tender_pipeline.settings import Settings
 from tender_pipeline.validate import check_threshold, top_reasons, validate_files, write_quarantine
 
@@ -83,7 +84,12 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
         pending: list[dict] = []
         late: set[str] = set()
         noted: set[str] = set()
-        if source:
+        api = source if ocds_api.is_api(source) else (  # a paginated OCDS API: pages, not files
+            settings.incoming_uri if not source and interval is not None and ocds_api.is_api(settings.incoming_uri)
+            else "")
+        if api:
+            listed, use_ledger = [], False  # ocds_api claims (source, interval) itself
+        elif source:
             listed = sources.list_source(source, s3_client)
             use_ledger = False
         elif interval is not None:
@@ -94,7 +100,10 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
         raw_dir = run / "raw"
         for old in staging.listdir(raw_dir):  # a retry starts from a clean slate
             old.unlink()
-        files, skipped = [], []
+        files, skipped, api_stats = [], [], {}
+        if api:
+            files, skipped, api_stats = ocds_api.fetch(settings, api, raw_dir, run_id, None if source else interval,
+                                                       force=force)
         with tempfile.TemporaryDirectory(prefix="fetch-") as tmp:
             # local staging downloads in place; remote staging lands here, then uploads
             landing = raw_dir if isinstance(raw_dir, Path) else Path(tmp)
@@ -119,7 +128,7 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
         stats.update(run_id=run_id, files=files, skipped_files=skipped, pending_files=pending,
                      late_files=sum(1 for f in files if f.get("late")),
                      interval=[t.isoformat() for t in interval] if interval else None,
-                     source=sources.redact(source) if source else None)
+                     source=sources.redact(source) if source else None, **({"api": api_stats} if api else {}))
         log.info("fetched %d file(s), skipped %d already ingested", len(files), len(skipped))
         if pending:
             log.warning("%d file(s) not complete yet, left for a later run: %s", len(pending),

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     incoming_settle_s: float = Field(60.0, ge=0)
     incoming_marker: str = Field("_SUCCESS", pattern=r"^[A-Za-z0-9._-]*$")
     incoming_require_marker: bool = False
+    # OCDS search APIs (INCOMING_URI=ocds+https://...?publishedFrom={start}&publishedTo={end}, see ocds/api.py)
+    ocds_page_size: int = Field(100, ge=1, description="Releases per page: fills {page_size} in an ocds+ URI.")
+    ocds_request_delay_s: float = Field(1.0, ge=0, description="Politeness pause between two page requests.")
+    ocds_timeout_s: float = Field(60.0, gt=0, description="Seconds one page request may take.")
+    ocds_max_retries: int = Field(5, ge=0, description="Retries of one page after a 429, a 5xx or a dropped "
+                                                       "connection, before the fetch fails (and resumes later).")
+    ocds_retry_max_s: float = Field(300.0, gt=0, description="Longest single wait between retries, "
+                                                             "Retry-After included.")
     quarantine_threshold: float = Field(0.20, ge=0.0, le=1.0)
     profile: str = ""  # force a column-mapping profile; empty = detect from header
     profiles_path: str = ""  # extra user profile files/dirs, os.pathsep-separated

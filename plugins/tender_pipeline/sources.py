@@ -353,6 +353,8 @@ logging.getLogger("httpx").addFilter(_RedactRequestLines())
 
 def redact(uri: str) -> str:
     """A URI safe to log: no user info or query string (signed URLs carry secrets there)."""
+    if uri.startswith("ocds+"):  # an OCDS API source (tender_pipeline.ocds.api)
+        return "ocds+" + redact(uri.removeprefix("ocds+"))
     if is_http(uri):
         parsed = urlparse(uri)
         host = parsed.hostname or ""

@@ -56,7 +56,7 @@ class ValidationResult:
         return sum(c.duplicates for c in self.per_file.values())
 
 
-def _reason(error: dict) -> tuple[str, str]:
+def error_reason(error: dict) -> tuple[str, str]:
     field_name = ".".join(str(p) for p in error.get("loc", ())) or "row"
     message = error.get("msg", "invalid")
     if error.get("type") == "missing" or (error.get("type") == "string_too_short"
@@ -84,7 +84,7 @@ def keep_valid(result: ValidationResult, by_id: dict[str, int], item: dict) -> N
 
 
 def quarantine_row(result: ValidationResult, label: str, row: int, error: dict, mapped: dict) -> None:
-    field_name, message = _reason(error)
+    field_name, message = error_reason(error)
     result.quarantine.append({
         "file": label, "row": row, "field": field_name, "reason": message,
         "tender_id": str(mapped.get("tender_id", ""))[:200], "title": str(mapped.get("title", ""))[:200],

@@ -21,7 +21,7 @@ from tender_pipeline.models import TenderRecord
 from tender_pipeline.ocds.group import Group, Spill
 from tender_pipeline.ocds.profile import OcdsProfile, ProfileChooser
 from tender_pipeline.ocds.reader import read_entries
-from tender_pipeline.validate import FileCounts, ValidationResult, keep_valid
+from tender_pipeline.validate import FileCounts, ValidationResult, error_reason, keep_valid
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,10 @@ def _accept(group: Group, choose: ProfileChooser, result: ValidationResult, by_i
     try:
         record = TenderRecord.model_validate(mapped, context={"dayfirst": profile.dayfirst})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(p) for p in error.get("loc", ())) or "release"
+        field, message = error_reason(exc.errors()[0])
         if field == "title" and not isinstance(group.compiled.get("tender"), dict):
             reject("title", NO_TENDER, mapped, not_notice=True)
             return
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        if error.get("type") in ("missing", "string_too_short") and error.get("input", None) in ("", None):
-            message = "required field is empty"
         reject(field, f"{message} ({_source_path(profile, field)})" if field in profile.columns else message,
                mapped)
         return

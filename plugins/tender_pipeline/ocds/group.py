@@ -126,8 +126,8 @@ class Spill:
         self.db = sqlite3.connect(Path(self._dir.name) / "entries.sqlite")
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE entries (seq INTEGER PRIMARY KEY, ocid TEXT, datekey TEXT, version TEXT, file TEXT, "
-                        "row INTEGER, kind TEXT, body TEXT, package TEXT)")
+        self.db.execute("CREATE TABLE entries (seq INTEGER PRIMARY KEY, ocid TEXT, datekey TEXT, version TEXT, "
+                        "file TEXT, row INTEGER, kind TEXT, body TEXT, package TEXT)")
         self.count = 0
 
     def add(self, entry: Entry, file: str) -> None:
