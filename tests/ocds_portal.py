@@ -5,7 +5,7 @@ It speaks the shape of UK Contracts Finder's ``Published/Notices/OCDS/Search``:
 releases whose ``date`` is in [from, to), oldest first, ``limit`` per page, with
 ``links.next`` (``&cursor=N``) while more remain. Faults are scripted per page
 (``(publishedFrom, cursor)``) and used up in order, one per request: ``"429"``
-(with ``Retry-After: 1``), ``"500"``, ``"slow"`` (answers after 1.5 s). Every
+(with ``Retry-After: 1``), ``"500"``, ``"503"``, ``"slow"`` (answers after 1.5 s). Every
 request is logged, so tests can count how often each page was asked for.
 """
 
@@ -71,7 +71,7 @@ class FakePortal:
         with self.lock:
             pending = self.faults.get((start, cursor), [])
             fault = pending.pop(0) if pending else ""
-        status = {"429": 429, "500": 500}.get(fault, 200) if parts.path == PATH else 404
+        status = {"429": 429, "500": 500, "503": 503}.get(fault, 200) if parts.path == PATH else 404
         with self.lock:
             self.log.append((start, cursor, status))
         if status != 200:

@@ -103,9 +103,11 @@ class ProfileChooser:
     def __call__(self, ocid: str) -> OcdsProfile:
         if self.forced:
             return self.profiles[self.forced]
-        ranked = sorted(((p.matches_ocid(ocid), p.name) for p in self.profiles.values()), reverse=True)
-        if not ranked or ranked[0][0] < 0:
+        # the longest prefix wins; on a tie the profile loaded last (a user's PROFILES_PATH over the shipped)
+        score, _, name = max(((p.matches_ocid(ocid), i, p.name) for i, p in enumerate(self.profiles.values())),
+                             default=(-1, 0, ""))
+        if score < 0:
             raise UnknownLayoutError(
                 f"no OCDS profile maps ocid {ocid!r} and none takes every ocid; "
                 f"OCDS profiles: {', '.join(sorted(self.profiles)) or '(none)'}")
-        return self.profiles[ranked[0][1]]
+        return self.profiles[name]
