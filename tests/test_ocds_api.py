@@ -120,3 +120,14 @@ def test_three_intervals_through_airflow(tender_dag, env, monkeypatch):
     grounds = collection.get(ids=["ocds-b5fd17-00000000-0000-4000-8000-000000000001"], include=["metadatas"])
     meta = grounds["metadatas"][0]
     assert meta["versions"] == 2 and meta["is_corrigendum"] and meta["title"].endswith("(amended)")
+
+
+def test_a_one_off_source_url_takes_every_page_without_the_ledger(tmp_path):
+    with FakePortal() as portal:
+        settings = Settings(staging_uri=str(tmp_path / "staging"), **OPTIONS)
+        url = (f"ocds+{portal.base}/Published/Notices/OCDS/Search?publishedFrom=2026-11-27T00:00:00Z"
+               f"&publishedTo=2026-11-28T00:00:00Z&limit={{page_size}}")
+        run = pipeline.fetch(settings, "manual__1", source=url)
+        assert len(_fetched(run)["files"]) == 6 and _fetched(run)["source"].startswith("ocds+http://")
+        pipeline.validate(settings, run)
+    assert staging.read_json(Path(run) / "validate.json")["rows_read"] == 12

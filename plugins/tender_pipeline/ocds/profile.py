@@ -10,8 +10,9 @@ yields a list gives its distinct values joined by ``; `` (every CPV code of
 every item, every other classification as category text).
 
 ``match`` lists ocid prefixes (``ocds-b5fd17`` is UK Contracts Finder): the
-profile with the longest matching prefix maps an OCID; a profile with an empty
-``match`` (the shipped ``ocds``) takes every other. The compiled release also
+profile with the longest matching prefix maps an OCID (on a tie the one loaded
+last: a user's over a shipped one); a profile with an empty ``match`` (the
+shipped ``ocds``) takes every other. The compiled release also
 carries ``tag`` (the tags of all its releases) and ``_package`` (the metadata
 of the package its latest release came from: ``uri``, ``publisher``, ...).
 """
