@@ -183,7 +183,7 @@ def validate(settings: Settings, run_dir: str, *, limit: int | None = None,
         write_quarantine(quarantine_path, result.quarantine)
         stats.update(
             rows_read=result.rows_read, valid=len(result.valid),
-            quarantined=len(result.quarantine), duplicates=result.duplicates,
+            quarantined=len(result.quarantine), duplicates=result.duplicates, not_notices=result.not_notices,
             quarantine_reasons=top_reasons(result.quarantine), warnings=result.warnings,
             per_file={name: vars(c) for name, c in result.per_file.items()},
         )
