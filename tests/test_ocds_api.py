@@ -115,6 +115,9 @@ def test_three_intervals_through_airflow(tender_dag, env, monkeypatch):
     assert [(s["rows_read"], s["valid"], s["quarantined"], s["inserted"], s["updated"]) for s in summaries] == [
         (4, 3, 1, 3, 0), (3, 3, 0, 2, 1), (4, 4, 0, 4, 0)]
     assert all((s["files"], s["skipped_files"], s["rows_read"]) == (0, 1, 0) for s in again)
+    # a forced replay of the first interval (its stored pages) must not put back the notice's older release
+    replay = run_dag(tender_dag, env, run_conf={"force": True}, logical_date=INTERVALS[0][1])
+    assert (replay["rows_read"], replay["stale"], replay["upserted"]) == (4, 1, 2)
     collection = chromadb.HttpClient(host=env.chroma_host, port=env.chroma_port).get_collection(env.tender_collection)
     assert collection.count() == 9  # ten OCIDs, one of them award-only
     grounds = collection.get(ids=["ocds-b5fd17-00000000-0000-4000-8000-000000000001"], include=["metadatas"])

@@ -101,9 +101,8 @@ def test_backfill_three_intervals_from_an_ocds_api(tmp_path):
             again = {k: v for k, v in portal.requests_per_page().items() if k[0].startswith("2026-11-27")}
             assert again == backfill_pages
             second = [_summary(tmp_path, runs[s]["dag_run_id"]) for s in STARTS]
-            # replayed in order: the first interval puts back its older copy of the amended OCID, the second
-            # its amendment again; everything else is unchanged
-            assert [(s["rows_read"], s["unchanged"], s["upserted"]) for s in second] == [(4, 2, 1), (3, 2, 1),
-                                                                                          (4, 4, 0)]
+            # nothing changes, and the first interval's older copy of the amended OCID is not put back
+            assert [(s["rows_read"], s["unchanged"], s["stale"], s["upserted"]) for s in second] == [
+                (4, 3, 1, 0), (3, 3, 0, 0), (4, 4, 0, 0)]
             chroma = chromadb.HttpClient(host="127.0.0.1", port=int(cluster.env["CHROMA_PORT"]))
             assert chroma.get_collection("ocds_backfill").count() == 9  # ten OCIDs, one award-only

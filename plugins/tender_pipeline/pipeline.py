@@ -203,11 +203,12 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
     run = staging.location(run_dir)
     lower_priority(settings)
     with _stage(run, "enrich") as stats:
-        files, records, releases = [], [], []  # the raw rows are not kept: each record, its file, its versions
-        for row in staging.read_jsonl(run / "valid.jsonl"):
+        files, records, releases, released = [], [], [], []  # not the raw rows: each record, its file, and for
+        for row in staging.read_jsonl(run / "valid.jsonl"):  # an OCDS notice its releases and latest release date
             files.append(row["file"])
             records.append(TenderRecord.model_validate(row["record"]))
-            releases.append(int(row.get("versions") or 1))  # an OCDS notice: its OCID's releases in this batch
+            releases.append(int(row.get("versions") or 1))
+            released.append(row.get("released", ""))
         _, collection = _collection(settings)
         records = identity.link_to_index(records, lambda ids: set(store.existing_state(collection, ids)))
         hashes = [r.content_hash() for r in records]
@@ -215,9 +216,12 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
         enricher = build_enricher(settings)
         # a record the model could not enrich last time (offline fallback) gets another try
         retry_fallback = enricher.name != "local"
-        todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True))
-                if force or r.tender_id not in state or state[r.tender_id]["content_hash"] != h
-                or (retry_fallback and state[r.tender_id]["enrichment_source"] == "fallback")]
+        # a replayed older interval must not put back an OCDS notice the index holds from a later release
+        stale = {i for i, r in enumerate(records) if released[i] and released[i] < state.get(r.tender_id, {}).get(
+            "released", "")}
+        todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True)) if i not in stale and (
+                force or r.tender_id not in state or state[r.tender_id]["content_hash"] != h
+                or (retry_fallback and state[r.tender_id]["enrichment_source"] == "fallback"))]
         unchanged = sorted(set(range(len(records))) - set(todo))
         unchanged_by_file = Counter(files[i] for i in unchanged)
         sources: Counter[str] = Counter()
@@ -234,7 +238,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
                         item = EnrichedTender(record=records[i], enrichment=enrichment, content_hash=hashes[i])
                         prev = state.get(records[i].tender_id)
                         sources[enrichment.enrichment_source] += 1
-                        yield {"file": files[i], "existed": prev is not None,
+                        yield {"file": files[i], "existed": prev is not None, "released": released[i],
                                "versions": max(identity.next_version(prev, hashes[i]), releases[i]),
                                "was_corrigendum": bool(prev and prev["is_corrigendum"]),
                                **item.model_dump(mode="json")}
@@ -242,7 +246,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
 
         written = staging.write_jsonl(run / "enriched.jsonl", enriched_rows())
         stats.update(
-            candidates=len(records), unchanged=len(records) - len(todo), enriched=written,
+            candidates=len(records), unchanged=len(records) - len(todo), stale=len(stale), enriched=written,
             backend=enricher.name, usage=enricher.usage(),
             sources=dict(sources),
             unchanged_per_file=dict(unchanged_by_file),
@@ -349,7 +353,7 @@ def summarize(run: staging.StagePath) -> dict[str, Any]:
         "pending_files": len(f.get("pending_files", [])), "late_files": f.get("late_files", 0),
         "rows_read": v.get("rows_read", 0), "valid": v.get("valid", 0),
         "quarantined": v.get("quarantined", 0), "duplicates": v.get("duplicates", 0),
-        "unchanged": e.get("unchanged", 0), "enriched": e.get("enriched", 0),
+        "unchanged": e.get("unchanged", 0), "stale": e.get("stale", 0), "enriched": e.get("enriched", 0),
         "embedded": m.get("embedded", 0), "upserted": u.get("upserted", 0),
         "inserted": u.get("inserted", 0), "updated": u.get("updated", 0),
         "collection_count": u.get("collection_count"),

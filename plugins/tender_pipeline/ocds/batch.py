@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tender_pipeline.models import TenderRecord
-from tender_pipeline.ocds.group import Group, Spill
+from tender_pipeline.ocds.group import Group, Spill, date_key
 from tender_pipeline.ocds.profile import OcdsProfile, ProfileChooser
 from tender_pipeline.ocds.reader import read_entries
 from tender_pipeline.validate import FileCounts, ValidationResult, error_reason, keep_valid
@@ -77,7 +77,8 @@ def _accept(group: Group, choose: ProfileChooser, result: ValidationResult, by_i
     for member in group.members[:-1]:  # earlier releases of the OCID: superseded by the latest
         result.per_file[member.file].duplicates += 1
     keep_valid(result, by_id, {"file": group.latest.file, "row": group.latest.row,
-                               "record": record.model_dump(mode="json"), "versions": group.versions})
+                               "record": record.model_dump(mode="json"), "versions": group.versions,
+                               "released": date_key(group.compiled.get("date"))})
 
 
 def validate_ocds(files: list[tuple[Path, str]], result: ValidationResult, by_id: dict[str, int],
