@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down test lint bench audit
+.PHONY: help setup up down test lint docs bench audit
 
 help:
 	@echo "make up     set up .venv if needed, start Chroma + Airflow + search API, ingest the sample batch"
@@ -13,8 +13,9 @@ help:
 	@echo "make setup  only create .venv and install the pinned requirements (idempotent)"
 	@echo "make down   stop a stack started by 'make up' (by the PIDs in .pids/)"
 	@echo "make lint   ruff"
+	@echo "make docs   the documentation site, mkdocs build --strict into site/ (settings, CLI and API pages generated)"
 	@echo "make bench  the benchmarks under bench/ (JSON to stdout and bench/out/)"
-	@echo "make audit  pip-audit of the pinned requirements (needs pypi.org JSON API or OSV; README \"Dependencies\")"
+	@echo "make audit  pip-audit of the pinned requirements (needs pypi.org JSON API or OSV; docs/contributing/dependencies.md)"
 
 setup:
 	@scripts/setup.sh
@@ -32,6 +33,12 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# The settings, CLI and API reference pages are generated from the code (scripts/docs_hooks.py),
+# so the package and the search API must be importable. NO_MKDOCS_2_WARNING: the theme's end-of-life
+# banner on every build (docs/contributing/docs.md notes it).
+docs: setup
+	PYTHONPATH=plugins:. NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 bench: setup
 	@scripts/bench.sh

@@ -2,6 +2,7 @@
 
 Every field is read from the environment (pydantic-settings), so the API and
 the DAG agree on ``CHROMA_HOST``, ``TENDER_COLLECTION``, ``EMBED_BACKEND`` ...
+Like ``Settings``, every field needs a ``description=`` (the docs are generated from it).
 """
 
 from __future__ import annotations
@@ -17,35 +18,78 @@ class ApiSettings(Settings):
     """Settings for the search API (env vars are the upper-case field names)."""
 
     # candidate generation
-    search_candidates: int = Field(60, ge=10, le=1000)  # nearest vectors re-ranked per query (bench/README)
-    search_lexical_candidates: int = Field(50, ge=0, le=1000)  # BM25 top notices under the filters
-    search_exhaustive_max: int = Field(1000, ge=0, le=100_000)  # ≤ this many pass the filters: rank them all
-    search_max_overfetch: int = Field(1000, ge=10, le=10_000)  # cap on kNN over-fetch for broad filters
+    search_candidates: int = Field(
+        60, ge=10, le=1000,
+        description="Nearest vectors re-ranked per query (at least `offset + limit`); steered with "
+        "`bench/relevance.py`.")
+    search_lexical_candidates: int = Field(
+        50, ge=0, le=1000, description="BM25 top notices under the filters re-ranked per query.")
+    search_exhaustive_max: int = Field(
+        1000, ge=0, le=100_000,
+        description="When at most this many notices pass the filters, all of them are ranked by the vectors "
+        "stored in the lexical index, instead of an over-fetched kNN that could miss them. Also the slice size "
+        "in which alerts rank a batch.")
+    search_max_overfetch: int = Field(
+        1000, ge=10, le=10_000,
+        description="Cap on the unfiltered kNN over-fetch for broad filters (hits that fail the filters are "
+        "dropped).")
     # fusion weights (steered with bench/relevance.py)
-    rank_vector_weight: float = Field(0.55, ge=0, le=1)
-    rank_sector_bonus: float = Field(0.04, ge=0, le=0.2)
+    rank_vector_weight: float = Field(
+        0.55, ge=0, le=1,
+        description="Weight `w` of vector similarity in the fused score `w·cos + (1−w)·lexical`.")
+    rank_sector_bonus: float = Field(
+        0.04, ge=0, le=0.2,
+        description="Bonus when a result's sector is the one the query points at (a nudge, never a filter).")
     # runtime
-    # One query at a time per request thread: intra-op parallelism only adds contention (measured on a
-    # loaded 2-core box: ~25 ms per query embedding with 1 thread, ~200 ms with 2). TORCH_THREADS is the old name.
-    embed_threads: int = Field(1, ge=0, validation_alias=AliasChoices("embed_threads", "torch_threads"))
-    warm_embedder: bool = True  # load the embedding model in the background at startup
-    stats_ttl_s: float = Field(60.0, ge=0)  # /stats and facet cache lifetime
-    chroma_retry_s: float = Field(2.0, ge=0)  # minimum pause between reconnect attempts
+    embed_threads: int = Field(
+        1, ge=0, validation_alias=AliasChoices("embed_threads", "torch_threads"),
+        description="Search API: intra-op threads of the local embedder (`0` = one per core). One by default: "
+        "each request thread embeds one query, and more threads only add contention (measured on a loaded 2-core "
+        "box: ~25 ms per query embedding with 1 thread, ~200 ms with 2). `TORCH_THREADS` is its older name.")
+    warm_embedder: bool = Field(
+        True,
+        description="Load the embedding model in the background at start-up, so the first search does not wait "
+        "for it.")
+    stats_ttl_s: float = Field(60.0, ge=0, description="Cache lifetime of `/stats` and the facets, in seconds.")
+    chroma_retry_s: float = Field(
+        2.0, ge=0, description="Minimum pause between Chroma reconnect attempts, in seconds.")
     # saved searches and alerts (search_api/alerts, dags/tender_alerts.py)
-    alert_min_score: float = Field(0.55, ge=0, le=1)  # a batch notice alerts only at this /search score or above
-    alert_max_per_search: int = Field(200, ge=1, le=1000)  # matches per saved search per batch
-    alert_webhook_attempts: int = Field(5, ge=1, le=20)  # POSTs per delivery before it is parked
-    alert_webhook_backoff_s: float = Field(2.0, ge=0)  # first retry wait; doubles, capped at 60 s
-    alert_webhook_timeout_s: float = Field(10.0, gt=0)
-    alert_webhook_allow_private: bool = False  # allow webhooks to private/loopback addresses (tests, intranets)
-    alert_smtp_conn_id: str = "smtp_default"  # Airflow connection the email digests go through
-    alert_email_from: str = "tender-alerts@localhost"
+    alert_min_score: float = Field(
+        0.55, ge=0, le=1, description="A batch notice alerts a saved search only at this `/search` score or above.")
+    alert_max_per_search: int = Field(
+        200, ge=1, le=1000, description="Matches per saved search per batch.")
+    alert_webhook_attempts: int = Field(
+        5, ge=1, le=20,
+        description="POSTs per webhook delivery (5xx, 408, 429 and network errors are retried) before it is "
+        "parked.")
+    alert_webhook_backoff_s: float = Field(
+        2.0, ge=0, description="First retry wait of a webhook delivery, in seconds; doubles, capped at 60 s.")
+    alert_webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST, in seconds.")
+    alert_webhook_allow_private: bool = Field(
+        False,
+        description="Allow webhooks to private and loopback addresses (intranet receivers, tests); link-local, "
+        "cloud-metadata and database addresses stay refused.")
+    alert_smtp_conn_id: str = Field(
+        "smtp_default", description="Airflow connection the email digests go through.")
+    alert_email_from: str = Field(
+        "tender-alerts@localhost",
+        description="Sender of the email digests when the SMTP connection names none (its `from_email` extra).")
     # hardening (search_api/security.py)
-    max_body_bytes: int = Field(65_536, ge=1024)  # larger request bodies get 413
-    # longer query strings get 414; above the fields' own limits (q 500 chars percent-encoded is up to 6 KB)
-    max_query_bytes: int = Field(32_768, ge=256)
-    rate_limit: str = "600/minute"  # per client address, `limits` notation; empty = off
-    rate_limit_storage_uri: str = "memory://"  # redis://host:6379 to share counts between replicas
+    max_body_bytes: int = Field(
+        65_536, ge=1024,
+        description="Larger request bodies get 413 (checked before reading, and again while streaming).")
+    max_query_bytes: int = Field(
+        32_768, ge=256,
+        description="Longer query strings get 414. Above every field's own limit (a 500-character `q`, "
+        "percent-encoded, is up to 6 KB), so those get their 422.")
+    rate_limit: str = Field(
+        "600/minute",
+        description="Requests per client address ([limits](https://limits.readthedocs.io) notation; empty = off); "
+        "beyond it 429 with `Retry-After`. `/health`, `/ready`, `/metrics` and static files are exempt.")
+    rate_limit_storage_uri: str = Field(
+        "memory://",
+        description="Where the rate-limit counts live: `memory://` per process, or `redis://host:6379` to share "
+        "them between replicas.")
 
     @field_validator("rate_limit")
     @classmethod

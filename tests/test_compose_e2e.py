@@ -11,7 +11,7 @@ Phases are timed and printed at the end (and written to
 between runs; a clean machine builds everything.
 
 Gated by TENDER_COMPOSE_E2E (it builds seven local images and the two
-application images, then starts the whole stack; README has the times):
+application images, then starts the whole stack; docs/running/compose.md has the times):
   1 / on    run it; where Docker can't be had (not root, no apt, not Linux) it
             skips, or fails under CI (CI=true)
   auto      run it under CI (CI=true) when Docker can be had, skip otherwise

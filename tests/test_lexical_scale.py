@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import tender_pipeline.lexical as lexical
+import tender_pipeline.lexical.evidence as evidence_module
+import tender_pipeline.lexical.queries as queries_module
 from search_api.search import COUNT_BELOW, Searcher
 from tender_pipeline.lexical import Filters, LexicalIndex
 from tests.test_lexical import meta
@@ -88,7 +89,7 @@ def test_common_words_are_looked_up_in_titles_only(tmp_path, monkeypatch):
     s = idx.searcher()
     terms = idx.analyze("supply oxygen")
     assert {h.id for h in idx.search(terms, Filters(), 50, s)} == {f"T-{i}" for i in range(40)}  # below the floor
-    monkeypatch.setattr(lexical, "COMMON_MIN_DF", 5)
+    monkeypatch.setattr(queries_module, "COMMON_MIN_DF", 5)
     assert {h.id for h in idx.search(terms, Filters(), 50, s)} == {"T-0", "T-7"}
     hits = idx.matching(Filters(ids=["T-3", "T-7"]), 10, s)
     evidence = idx.present(terms, hits, s)
@@ -100,7 +101,7 @@ def test_resolve_decodes_positions_and_evidence_for_a_full_chunk(tmp_path, monke
     """300 ids take 9 bits of the score for their position, the evidence the bits above: both read back
     exactly, the same as ``present`` gives, for ids asked in any order among ids the index lacks, whether the
     evidence clauses are chained (dense postings) or share a union (sparse)."""
-    monkeypatch.setattr(lexical, "DENSE_SHARE", dense_share)
+    monkeypatch.setattr(evidence_module, "DENSE_SHARE", dense_share)
     idx = LexicalIndex(tmp_path / "lex")
     ids = [f"T-{i}" for i in range(40)]
     idx.upsert(ids, [meta("Oxygen plant" if i % 3 == 0 else f"Notice {i}", sector="Works" if i % 2 else "IT")
@@ -130,6 +131,6 @@ def test_a_query_keeps_only_its_rarest_common_terms(tmp_path, monkeypatch):
     s = idx.searcher()
     terms = idx.analyze("alpha beta gamma rareword delta epsilon zeta")
     assert idx.focus(terms, s) == terms  # below the floor nothing is common
-    monkeypatch.setattr(lexical, "COMMON_MIN_DF", 5)
+    monkeypatch.setattr(queries_module, "COMMON_MIN_DF", 5)
     assert idx.focus(terms, s) == idx.analyze("gamma rareword delta epsilon zeta")  # 4 rarest common + rare
     assert idx.focus(idx.analyze("alpha beta"), s) == idx.analyze("alpha beta")

@@ -282,7 +282,7 @@ def agreement_problems(bp: dict, cp: dict) -> list[str]:
                     problems.append(f"{where}: {key} must come from {source} {target}.{prop}")
             elif "value" in entry:
                 if key in OBJECT_STORAGE_OK and is_remote(entry["value"]):
-                    continue  # compose switches the same way, through .env (README "Running on several machines")
+                    continue  # compose switches the same way, through .env (docs/running/several-machines.md)
                 if entry["value"] != value:
                     problems.append(f"{where}: {key}={entry['value']!r} but compose sets {value!r}")
             elif not ("generateValue" in entry or ("sync" in entry and key in documented_vars)):

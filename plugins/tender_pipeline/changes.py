@@ -30,7 +30,7 @@ def asset_extra(summary: dict) -> dict:
 
 def batch_changes(staging_dir: str) -> list[Change]:
     """The run's new and updated tenders, in file order (the last write of an id wins)."""
-    path = staging.location(staging_dir) / "enriched.jsonl"  # a folder or s3://… (staging.py)
+    path = staging.location(staging_dir) / "enriched.jsonl"  # a folder or s3://… (tender_pipeline.staging)
     if not path.exists():
         return []
     found: dict[str, Change] = {}

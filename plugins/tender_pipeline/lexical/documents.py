@@ -1,0 +1,34 @@
+"""One tender as a tantivy document: its words by field, its filter keys, its card and its vector."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tender_pipeline.lexical.keys import id_forms, norm
+from tender_pipeline.lexical.schema import MISSING_NUMBER
+from tender_pipeline.lexical.vectors import quantize
+
+
+def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None) -> dict[str, Any]:
+    """A tantivy document from the Chroma metadata, the embedded text and (when given) the vector of one
+    tender."""
+    place = " ".join(str(meta.get(k, "")) for k in ("city", "region", "country"))
+    strong = " ".join([str(meta.get("buyer", "")), place, tender_id])
+    body = " ".join([text] + [str(meta.get(k, "")) for k in ("summary", "keywords", "sector", "subsector",
+                                                               "category", "cpv_codes")])
+    return {
+        "id": tender_id, "id_key": id_forms(tender_id), "title": str(meta.get("title", "")),
+        "strong": strong, "body": body, "buyer_words": str(meta.get("buyer", "")),
+        "country_key": norm(meta.get("country", "")), "region_key": norm(meta.get("region", "")),
+        "sector_key": norm(meta.get("sector", "")), "type_key": norm(meta.get("procurement_type", "")),
+        "sector": str(meta.get("sector") or "Unknown"), "country": str(meta.get("country") or "Unknown"),
+        "procurement_type": str(meta.get("procurement_type") or "Unknown"),
+        "closing_num": int(meta.get("closing_num") or 0), "published_num": int(meta.get("published_num") or 0),
+        "ingested_ts": int(meta.get("ingested_ts") or 0),
+        "is_corrigendum": int(bool(meta.get("is_corrigendum", False))),
+        "value_amount": float(meta.get("value_amount", MISSING_NUMBER)),
+        "value_report": float(meta.get("value_report", MISSING_NUMBER)),
+        "card": json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        **({"vec": quantize(vector)} if vector is not None else {}),
+    }
