@@ -11,7 +11,10 @@ Metrics (mean over queries):
   recall@10, recall@50  share of the labelled relevant notices in the top 10 / 50.
 
 Usage:
-  python bench/relevance.py                 # service vs baseline
+  python bench/relevance.py                 # service vs baseline (the synthetic sample: a regression check)
+  python bench/relevance.py --dataset dev [--store DIR] [--cpu-against main]
+        # the real labelled dev set (../shared/relevance): the service through /search vs plain BM25 and
+        # plain dense, scored by the set's own eval.py (bench/relevance_dev.py says how)
   python bench/relevance.py --sweep         # also a grid of fusion weights (to steer ranking)
   python bench/relevance.py --per-query     # include per-query figures
   python bench/relevance.py --embedders stock,onnx-fp32,onnx-int8,onnx-int8-ffn-fp32,onnx-int8-per-tensor
@@ -20,8 +23,7 @@ Usage:
         # with stock (mean cosine, NN overlap@10, CPU seconds); "chosen" is the fastest whose
         # nDCG@10 is within 0.005 of stock and whose mean cosine to stock is >= 0.99
 
-The labels cover the synthetic sample only; ../shared/data/real is used only
-by --embedders, for label-free vector agreement (we hold no labels for it).
+The default labels cover the synthetic sample only; --dataset dev steers ranking on real notices.
 """
 
 from __future__ import annotations
@@ -165,7 +167,28 @@ def main() -> None:
     parser.add_argument("--per-query", action="store_true", help="print per-query figures")
     parser.add_argument("--embedders", default="", help="comma-separated local embedder variants to compare")
     parser.add_argument("--real", type=int, default=5000, help="real notices for --embedders (0 = none)")
+    parser.add_argument("--dataset", choices=["sample", "dev"], default="sample",
+                        help="sample: the synthetic labels (default); dev: the real dev set in ../shared/relevance")
+    parser.add_argument("--dev-dir", default=None, help="the dev set's folder (default: found beside the clone)")
+    parser.add_argument("--store", default=None,
+                        help="dev: keep the ingested store here and reuse it while the corpus is unchanged")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="dev: an environment setting for the search API (e.g. RANK_SECTOR_BONUS=0)")
+    parser.add_argument("--api-code", default=None, metavar="GIT_REF",
+                        help="dev: serve that commit's search code instead of this tree's (e.g. main: the before)")
+    parser.add_argument("--cpu-against", default=None, metavar="GIT_REF",
+                        help="dev: also CPU per search in process, this tree vs that commit, alternating")
+    parser.add_argument("--cpu-rounds", type=int, default=3, help="dev: child runs per tree for --cpu-against")
+    parser.add_argument("--table", action="store_true", help="dev: also a readable table on stderr")
     args = parser.parse_args()
+    if args.dataset == "dev":
+        from bench import relevance_dev
+
+        report = relevance_dev.run(args)
+        if args.table and "macro" in report:
+            print(relevance_dev.table(report), file=sys.stderr)
+        print(json.dumps(report, indent=1))
+        return
     labelled = json.loads(QUERIES.read_text("utf-8"))["queries"]
     if args.embedders:
         print(json.dumps(compare_embedders(args.embedders.split(","), labelled, args.real), indent=1))

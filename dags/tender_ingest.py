@@ -102,8 +102,9 @@ def _stage(fn, *args, **kwargs):
     doc_md=__doc__,
     params={
         "source": Param("", type="string", title="Source",
-                        description="File, folder, s3:// or http(s):// URI to ingest instead of the "
-                                    "data interval's files (empty: the interval's files)."),
+                        description="File, folder, s3://, http(s):// or ocds+http(s):// (an OCDS API, every "
+                                    "page) URI to ingest instead of the data interval's files (empty: the "
+                                    "interval's files)."),
         "limit": Param(None, type=["null", "integer"], minimum=1, title="Limit",
                        description="Read at most this many rows (empty: all)."),
         "force": Param(False, type="boolean", title="Force",

@@ -40,6 +40,7 @@ ENV_LINE = re.compile(r"^#?\s*([A-Z_][A-Z0-9_]*)=(.*)$")
 # (in the class body) belong to it until the next one. So a new field lands beside its neighbours.
 SETTINGS_GROUPS = {
     "incoming_uri": "Batches and staging",
+    "ocds_page_size": "OCDS search APIs",
     "chroma_host": "Chroma and the lexical index",
     "retention_days": "Lifecycle and load",
     "gemini_api_key": "Models",

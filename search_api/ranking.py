@@ -7,10 +7,14 @@ Candidates come from Chroma (nearest vectors) and from the lexical index
 
 ``lexical`` is the IDF-weighted share of the query's terms found in the
 notice — a term in the title, buyer, place or reference counts 1, elsewhere
-in the text ``BODY_WEIGHT`` — with IDF taken over the candidate pool. Which
-terms a notice holds comes from the lexical index (``LexicalIndex.present``),
-so no candidate text is re-read per query. A notice whose reference equals a
-query token is an exact hit and scores 1.
+in the text ``BODY_WEIGHT`` — with IDF from the whole index's document
+frequencies (``index_idf``). IDF over the ~100 candidates made a generic word
+('services', 'panel', 'maintenance') weigh as much as the word that decides
+relevance, since most candidates share the query's topic words. A query word's
+other spellings (``search_api.spelling``) count as the word. Which terms a
+notice holds comes from the lexical index (``LexicalIndex.present``), so no
+candidate text is re-read per query. A notice whose reference equals a query
+token is an exact hit and scores 1.
 """
 
 from __future__ import annotations
@@ -38,13 +42,21 @@ def stem(token: str) -> str:
     return token
 
 
+def query_words(query: str) -> list[str]:
+    """The query's distinct content words, lower-cased, in order, unstemmed: the lexical index analyses them
+    with its own English stemmer, so query and notices end in the same forms."""
+    return list(dict.fromkeys(part for part in _PART.findall(query.lower())
+                              if part not in STOPWORDS and (len(part) > 1 or part.isdigit())))
+
+
 def query_terms(query: str) -> list[str]:
-    """The query's distinct content terms, in order."""
-    seen: dict[str, None] = {}
-    for part in _PART.findall(query.lower()):
-        if part not in STOPWORDS and (len(part) > 1 or part.isdigit()):
-            seen.setdefault(stem(part), None)
-    return list(seen)
+    """The query's distinct content terms with plurals folded (``stem``), for the sector intent's hint words."""
+    return list(dict.fromkeys(stem(w) for w in query_words(query)))
+
+
+def index_idf(dfs: dict[str, int], num_docs: int) -> dict[str, float]:
+    """BM25's IDF of each term from its document frequency in the whole index (no walk: tantivy keeps them)."""
+    return {t: math.log(1 + (num_docs - df + 0.5) / (df + 0.5)) for t, df in dfs.items()}
 
 
 def compound_tokens(query: str) -> list[str]:
@@ -66,23 +78,28 @@ class Candidate:
     score: float = 0.0
 
 
-def lexical_scores(candidates: list[Candidate], terms: list[str]) -> None:
-    """Fill ``lexical`` in place: IDF-weighted share of query terms (IDF over the pool)."""
+def lexical_scores(candidates: list[Candidate], terms: list[str], idf: dict[str, float] | None = None,
+                   variants: dict[str, list[str]] | None = None) -> None:
+    """Fill ``lexical`` in place: IDF-weighted share of query terms; ``idf`` from the index (``index_idf``),
+    else over the pool. A candidate holding one of a term's ``variants`` (other spellings) holds the term."""
     if not terms or not candidates:
         return
-    n = len(candidates)
-    idf = {}
-    for t in terms:
-        df = sum(1 for c in candidates if t in c.strong or t in c.body)
-        idf[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    total = sum(idf.values()) or 1.0
+    forms = {t: (t, *(variants or {}).get(t, ())) for t in terms}
+    if idf is None:
+        n = len(candidates)
+        idf = {}
+        for t in terms:
+            df = sum(1 for c in candidates if not (c.strong.isdisjoint(forms[t]) and c.body.isdisjoint(forms[t])))
+            idf[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    weights = [(forms[t], idf[t]) for t in terms]
+    total = sum(w for _, w in weights) or 1.0
     for c in candidates:
         got = 0.0
-        for t in terms:
-            if t in c.strong:
-                got += idf[t]
-            elif t in c.body:
-                got += BODY_WEIGHT * idf[t]
+        for held, w in weights:
+            if not c.strong.isdisjoint(held):
+                got += w
+            elif not c.body.isdisjoint(held):
+                got += BODY_WEIGHT * w
         c.lexical = got / total
 
 
@@ -100,12 +117,13 @@ def mark_exact(candidates: Iterable[Candidate], query: str) -> None:
 
 
 def fuse(candidates: list[Candidate], query: str, terms: list[str], vector_weight: float, sector: str | None,
-         sector_bonus: float) -> list[Candidate]:
+         sector_bonus: float, idf: dict[str, float] | None = None,
+         variants: dict[str, list[str]] | None = None) -> list[Candidate]:
     """Score and sort the pool (best first); ties go to the closer vector.
 
     ``terms`` are the query's terms as the lexical index analyses them (the keys of
-    each candidate's ``strong`` / ``body`` sets)."""
-    lexical_scores(candidates, terms)
+    each candidate's ``strong`` / ``body`` sets); ``idf`` and ``variants`` as in ``lexical_scores``."""
+    lexical_scores(candidates, terms, idf, variants)
     mark_exact(candidates, query)
     for c in candidates:
         c.sector_match = bool(sector) and (c.sector or c.metadata.get("sector")) == sector

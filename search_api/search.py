@@ -38,8 +38,9 @@ import numpy as np
 
 from search_api.filters import build_filters
 from search_api.models import SearchParams, SearchResult
-from search_api.ranking import Candidate, compound_tokens, fuse, query_terms
-from tender_pipeline.lexical import Evidence, Filters, Hit, LexicalIndex, cosine_rows, cosines
+from search_api.ranking import Candidate, compound_tokens, fuse, index_idf, query_words
+from search_api.spelling import variants as spelling_variants
+from tender_pipeline.lexical import TEXT_FIELDS, Evidence, Filters, Hit, LexicalIndex, cosine_rows, cosines
 
 SURVIVOR_CHUNK = 200  # vector hits checked against the filters per lexical query
 COUNT_BELOW = 10  # filters estimated to pass fewer than this × SEARCH_EXHAUSTIVE_MAX notices are counted exactly
@@ -51,6 +52,28 @@ class Pool:
     terms: list[str]  # the query's terms as the lexical index analyses them
     hits: dict[str, Hit]  # id → the index entry (card parsed only for the page shown)
     timings: dict[str, float]
+    idf: dict[str, float] | None = None  # each term's IDF over the whole index (its other spellings included)
+    variants: dict[str, list[str]] | None = None  # term → its other spellings the index holds
+
+
+def text_df(searcher, term: str) -> int:
+    """In how many notices ``term`` appears in some text field (its most frequent field: a lower bound)."""
+    return max(searcher.doc_freq(name, term) for name in TEXT_FIELDS)
+
+
+def query_lexicon(lex: LexicalIndex, searcher, query: str) -> tuple[list[str], dict[str, list[str]], dict[str, float]]:
+    """The query's terms as the index analyses them, their other spellings the index holds, and each term's IDF
+    from the whole index (a term and its spellings as one: their document frequencies added). Document
+    frequencies are kept by the index: a handful of lookups per query, whatever the collection's size."""
+    words = query_words(query)
+    terms = lex.focus(lex.analyze(" ".join(words)), searcher)
+    dfs = {t: text_df(searcher, t) for t in terms}
+    found = spelling_variants(words, lex.analyze, lambda t: text_df(searcher, t) > 0)
+    variants = {t: found[t] for t in terms if t in found}
+    total = searcher.num_docs
+    for t, others in variants.items():
+        dfs[t] = min(total, dfs[t] + sum(text_df(searcher, v) for v in others))
+    return terms, variants, index_idf(dfs, total)
 
 
 @dataclass
@@ -165,12 +188,13 @@ class Searcher:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         searcher = lex.searcher()  # one consistent snapshot for the whole request
-        terms = lex.focus(lex.analyze(" ".join(query_terms(query))), searcher)
+        words, variants, idf = query_lexicon(lex, searcher, query)
+        terms = words + [v for t in words for v in variants.get(t, [])]  # what the index is asked for
         total = searcher.num_docs
         k = max(s.search_candidates, need)
         passing = self._passing(filters, searcher, total)
         if passing == 0 or total == 0:
-            return Pool([], terms, {}, timings)
+            return Pool([], words, {}, timings, idf, variants)
         exhaustive = filters.active() and passing <= s.search_exhaustive_max
         near: dict[str, float] = {}  # cosines already known (the few-pass path computes every passing one)
         if not exhaustive:
@@ -218,7 +242,7 @@ class Searcher:
             timings.update(lexical=t3 - t0, chroma=0.0)
         else:
             timings.update(lexical=(t1 - t0) + (t3 - t2), chroma=t2 - t1)
-        return Pool(pool, terms, hits, timings)
+        return Pool(pool, words, hits, timings, idf, variants)
 
     # ------------------------------------------------------------------ search
     def search(self, collection, params: SearchParams, facets: dict[str, list[str]] | None = None,
@@ -240,7 +264,7 @@ class Searcher:
         timings.update(pool.timings)
         t2 = time.perf_counter()
         ranked = fuse(pool.candidates, query, pool.terms, self.settings.rank_vector_weight, sector,
-                      self.settings.rank_sector_bonus)
+                      self.settings.rank_sector_bonus, pool.idf, pool.variants)
         page = ranked[params.offset:need]
         for c in page:
             c.metadata = pool.hits[c.id].card

@@ -6,7 +6,7 @@ from datetime import date
 
 from search_api.filters import build_filters
 from search_api.models import SearchParams
-from search_api.ranking import Candidate, fuse, query_terms
+from search_api.ranking import Candidate, fuse, index_idf, query_terms, query_words
 from search_api.search import typed_forms
 
 
@@ -19,6 +19,20 @@ def cand(tid: str, cosine: float, strong: set[str] = frozenset(), body: set[str]
 def test_query_terms_drop_stopwords_and_single_letters():
     assert query_terms("Hospitals and the X-ray units") == ["hospital", "ray", "unit"]
     assert query_terms("the and of") == []
+
+
+def test_query_words_are_left_unstemmed_for_the_index_analyser():
+    assert query_words("PHCs and CHPS compounds") == ["phcs", "chps", "compounds"]  # 'chps' is not a plural
+
+
+def test_idf_from_the_whole_index_not_the_pool():
+    """Most candidates share the query's rare word, one holds the generic word: over the pool the generic word
+    looked rarer and won; from the index's document frequencies the rare word decides."""
+    pool = [cand("G", 0.5, strong={"panel"})] + [cand(f"R{i}", 0.5, strong={"broker"}) for i in range(4)]
+    idf = index_idf({"panel": 5_000, "broker": 40}, 100_000)
+    ranked = fuse(pool, "insurance broker panel", ["broker", "panel"], 0.55, None, 0.0, idf)
+    assert ranked[-1].id == "G" and ranked[0].lexical > 0.7
+    assert fuse(pool, "insurance broker panel", ["broker", "panel"], 0.55, None, 0.0)[0].id == "G"  # pool IDF
 
 
 def test_typed_forms_keep_references_whole():

@@ -67,6 +67,7 @@ def test_search_shows_cards_and_thumbs_up_records_feedback(site, page, tmp_path)
     page.goto(url + "/")
     assert page.title() == "Tender search"
     page.wait_for_function("document.querySelector('#country').options.length > 1")  # facets from /stats
+    page.get_by_label("Include closed notices").check()  # the sample's closing dates are fixed: most have passed
     page.get_by_label("Search tenders").fill("supply of hospital beds")
     page.get_by_role("button", name="Search", exact=True).click()
     cards = page.locator("#result-list .card")
@@ -79,7 +80,7 @@ def test_search_shows_cards_and_thumbs_up_records_feedback(site, page, tmp_path)
     assert first.locator("a.source").get_attribute("href").startswith("https://tenders.example.org/")
     assert "closes in" in first.locator(".closing").inner_text() or "closed" in first.locator(".closing").inner_text()
     assert "match" in first.locator(".score").inner_text()
-    assert "q=supply+of+hospital+beds" in page.url  # the search is shareable
+    assert "q=supply+of+hospital+beds" in page.url and "open_only=false" in page.url  # the search is shareable
     before = feedback.read_text().count("\n") if feedback.exists() else 0
     first.get_by_role("button", name="Relevant", exact=True).click()
     page.wait_for_function("document.querySelector('.card .thanks').textContent.startsWith('Thanks')")
@@ -101,7 +102,7 @@ def test_search_shows_cards_and_thumbs_up_records_feedback(site, page, tmp_path)
 
 def test_filters_empty_state_and_error_state(site, page, tmp_path):
     url, _ = site
-    page.goto(url + "/?q=roads&country=Ghana")
+    page.goto(url + "/?q=roads&country=Ghana&open_only=false")
     page.locator("#result-list .card").first.wait_for()
     assert page.locator("#country").input_value() == "Ghana"
     places = page.locator("#result-list .card .place").all_inner_texts()
@@ -120,7 +121,7 @@ def test_filters_empty_state_and_error_state(site, page, tmp_path):
 def test_mobile_layout_has_no_horizontal_scroll(site, page, tmp_path):
     url, _ = site
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(url + "/?q=NHA")
+    page.goto(url + "/?q=NHA&open_only=false")
     page.locator("#result-list .card").first.wait_for()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert "National Highway Authority" in page.locator("#result-list .card .buyer").first.inner_text()
@@ -135,7 +136,7 @@ def test_open_a_result_and_ask_for_the_closing_date(site, page, tmp_path):
     url, _ = site
     with SAMPLE.open(newline="", encoding="utf-8") as fh:
         rows = {r["tender_id"]: r for r in csv.DictReader(fh)}
-    page.goto(url + "/")
+    page.goto(url + "/?open_only=false")
     page.get_by_label("Search tenders").fill("solar street lights")
     page.get_by_role("button", name="Search", exact=True).click()
     first = page.locator("#result-list .card").first
@@ -177,7 +178,7 @@ def test_save_this_search_lists_and_deletes_it(site, page):
     import httpx
 
     url, _ = site
-    page.goto(url + "/?q=solar+street+lights&country=India")
+    page.goto(url + "/?q=solar+street+lights&country=India&open_only=false")
     page.locator("#result-list .card").first.wait_for()
     page.locator("#saved summary").click()
     page.get_by_label("Name").fill("Solar in India")
@@ -197,4 +198,83 @@ def test_save_this_search_lists_and_deletes_it(site, page):
     page.get_by_role("button", name="Delete saved search Solar in India").click()
     page.wait_for_function("document.querySelectorAll('#saved-list li').length === 0")
     assert httpx.get(f"{url}/saved-searches", headers={"Authorization": f"Bearer {token}"}).json()["items"] == []
+    assert page.failed_loads == []
+
+
+@pytest.fixture(scope="module")
+def dated_site(tmp_path_factory, chroma):
+    """A few notices closing a month from today and a month ago (dates relative to the day the test runs)."""
+    import csv
+    from datetime import date, timedelta
+
+    from tender_pipeline import pipeline
+    from tender_pipeline.settings import Settings
+
+    if not Path(CHROMIUM).exists():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            "chromium is not installed (apt-get install -y chromium, or `make test` as root)")
+    base = tmp_path_factory.mktemp("dated")
+    soon, gone = date.today() + timedelta(days=30), date.today() - timedelta(days=30)
+    rows = [("OPEN-1", "Borehole drilling and hand pump installation", "District Assembly", soon),
+            ("OPEN-2", "Drilling of production boreholes for rural water supply", "District Assembly", soon),
+            ("SHUT-1", "Borehole drilling and rehabilitation of wells", "District Assembly", gone),
+            ("SHUT-2", "Drilling of monitoring boreholes", "District Assembly", gone),
+            ("SHUT-3", "Burial of unclaimed bodies (pauper burials)", "Municipal Council", gone)]
+    batch = base / "dated.csv"
+    with batch.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["tender_id", "title", "buyer", "country", "closing_date"])
+        for tid, title, buyer, closing in rows:
+            writer.writerow([tid, title, buyer, "Ghana", closing.isoformat()])
+    host, port = chroma
+    where = {"chroma_host": host, "chroma_port": port, "tender_collection": "dated_notices"}
+    summary = pipeline.run_all(Settings(**where, staging_uri=str(base / "staging"), embed_backend="local",
+                                        enrich_backend="local"), "dated", source=str(batch))
+    assert summary["upserted"] == len(rows)
+    settings = ApiSettings(**where, feedback_path=str(base / "feedback.jsonl"), embed_backend="local")
+    with serve_app(create_app(settings)) as url:
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/ready").status_code != 200:
+            assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
+            time.sleep(0.3)
+        yield url
+
+
+def shown(page) -> list[str]:
+    return page.eval_on_selector_all("#result-list .card", "cards => cards.map(c => c.dataset.id)")
+
+
+def test_open_notices_by_default_and_closed_ones_on_request(dated_site, page):
+    import httpx
+
+    page.goto(dated_site + "/")
+    control = page.get_by_label("Include closed notices")
+    assert control.is_visible() and not control.is_checked()  # outside the folded filters
+    page.get_by_label("Search tenders").fill("borehole drilling")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.locator("#result-list .card").first.wait_for()
+    assert sorted(shown(page)) == ["OPEN-1", "OPEN-2"]
+    assert all("closes in" in t for t in page.locator("#result-list .closing").all_inner_texts())
+    assert "open_only=true" in page.url
+
+    control.check()  # the search runs again with closed notices (the nearest vectors: all five notices)
+    page.wait_for_function("document.querySelectorAll('#result-list .card').length === 5")
+    assert {"SHUT-1", "SHUT-2"} <= set(shown(page)[:4]) and shown(page)[-1] == "SHUT-3"
+    assert any("closed" in t for t in page.locator("#result-list .closing").all_inner_texts())
+    assert "open_only=false" in page.url
+    page.reload()  # the choice is part of the shareable URL
+    page.wait_for_function("document.querySelectorAll('#result-list .card').length === 5")
+    assert page.get_by_label("Include closed notices").is_checked()
+
+    # nothing open matches (this buyer's only notice has closed): the empty state offers the closed ones
+    page.goto(dated_site + "/?q=pauper+burials&buyer=municipal")
+    page.locator("#empty").wait_for(state="visible")
+    page.get_by_role("button", name="Include closed notices").click()
+    page.locator("#result-list .card").first.wait_for()
+    assert shown(page)[0] == "SHUT-3"
+    # the API's own default is unchanged: every notice, open or not
+    got = httpx.get(f"{dated_site}/search", params={"q": "borehole drilling"}).json()["results"]
+    assert {"SHUT-1", "SHUT-2", "OPEN-1", "OPEN-2"} <= {r["id"] for r in got}
     assert page.failed_loads == []

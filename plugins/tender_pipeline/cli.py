@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         epilog="exit status: 0 done, 2 bad input or configuration, 3 Chroma unreachable or staging full/"
                "not writable (retry later)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("ingest", help="ingest a file, folder, s3:// or http(s):// source")
-    p.add_argument("source", help="path or URI of a batch file or folder")
+    p = sub.add_parser("ingest", help="ingest a file, folder, s3://, http(s):// or ocds+http(s):// source")
+    p.add_argument("source", help="path or URI of a batch file (CSV, Excel, OCDS JSON) or folder, or an OCDS API URL")
     p.add_argument("--limit", type=int, default=None, help="read at most N rows")
     p.add_argument("--force", action="store_true", help="re-enrich and re-embed unchanged records")
     p.add_argument("--profile", default=None, help="column-mapping profile (default: detect)")

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from tender_pipeline.gemini.client import GeminiConfigError
 from tender_pipeline.money import RatesError
+from tender_pipeline.ocds.api import OcdsApiError
 from tender_pipeline.profiles import UnknownLayoutError
 from tender_pipeline.readers import UnreadableFileError
 from tender_pipeline.sources import SourceNotFoundError
@@ -24,5 +25,6 @@ from tender_pipeline.validate import BatchRejectedError
 USER_ERRORS: tuple[type[Exception], ...] = (
     UnknownLayoutError, UnreadableFileError, SourceNotFoundError, BatchRejectedError,
     EmbeddingMismatchError, ValidationError, RatesError, GeminiConfigError,
+    OcdsApiError,  # an OCDS API that refuses the request (4xx): a wrong URI or parameter
     UnsafeStoreError,  # a ledger on a store that can't create only-if-absent: configuration, not a passing fault
 )

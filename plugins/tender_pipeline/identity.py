@@ -183,5 +183,7 @@ def next_version(previous: dict | None, content_hash: str) -> int:
 def with_versions(metadata: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     """Chroma metadata plus ``versions``; ``is_corrigendum`` stays set once a tender was amended."""
     metadata["versions"] = int(row.get("versions") or 1)
+    if row.get("released"):  # an OCDS notice: when its latest release was published (UTC, sortable)
+        metadata["released"] = row["released"]
     metadata["is_corrigendum"] = bool(metadata.get("is_corrigendum") or row.get("was_corrigendum"))
     return metadata

@@ -29,15 +29,9 @@ from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
 from tender_pipeline.models import EnrichedTender, TenderRecord
 from tender_pipeline.money import Reporter
-from tender_pipeline.profiles import load_profiles
+from tender_pipeline.ocds import api as ocds_api
 from tender_pipeline.settings import Settings
-from tender_pipeline.validate import (
-    check_threshold,
-    read_files,
-    top_reasons,
-    validate_tables,
-    write_quarantine,
-)
+from tender_pipeline.validate import check_threshold, top_reasons, validate_files, write_quarantine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,7 +84,12 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
         pending: list[dict] = []
         late: set[str] = set()
         noted: set[str] = set()
-        if source:
+        api = source if ocds_api.is_api(source) else (  # a paginated OCDS API: pages, not files
+            settings.incoming_uri if not source and interval is not None and ocds_api.is_api(settings.incoming_uri)
+            else "")
+        if api:
+            listed, use_ledger = [], False  # ocds_api claims (source, interval) itself
+        elif source:
             listed = sources.list_source(source, s3_client)
             use_ledger = False
         elif interval is not None:
@@ -101,7 +100,10 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
         raw_dir = run / "raw"
         for old in staging.listdir(raw_dir):  # a retry starts from a clean slate
             old.unlink()
-        files, skipped = [], []
+        files, skipped, api_stats = [], [], {}
+        if api:
+            files, skipped, api_stats = ocds_api.fetch(settings, api, raw_dir, run_id, None if source else interval,
+                                                       force=force)
         with tempfile.TemporaryDirectory(prefix="fetch-") as tmp:
             # local staging downloads in place; remote staging lands here, then uploads
             landing = raw_dir if isinstance(raw_dir, Path) else Path(tmp)
@@ -126,7 +128,7 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
         stats.update(run_id=run_id, files=files, skipped_files=skipped, pending_files=pending,
                      late_files=sum(1 for f in files if f.get("late")),
                      interval=[t.isoformat() for t in interval] if interval else None,
-                     source=sources.redact(source) if source else None)
+                     source=sources.redact(source) if source else None, **({"api": api_stats} if api else {}))
         log.info("fetched %d file(s), skipped %d already ingested", len(files), len(skipped))
         if pending:
             log.warning("%d file(s) not complete yet, left for a later run: %s", len(pending),
@@ -175,15 +177,13 @@ def validate(settings: Settings, run_dir: str, *, limit: int | None = None,
     with _stage(run, "validate") as stats, ExitStack() as local:
         paths = [(local.enter_context(staging.local_copy(run / "raw" / f["staged"])), f["name"])
                  for f in fetched["files"]]
-        tables = read_files(paths)
-        result = validate_tables(tables, load_profiles(settings.profiles_path),
-                                 profile or settings.profile, limit)
+        result = validate_files(paths, settings.profiles_path, profile or settings.profile, limit)
         staging.write_jsonl(run / "valid.jsonl", result.valid)
         quarantine_path = run / "quarantine.csv"
         write_quarantine(quarantine_path, result.quarantine)
         stats.update(
             rows_read=result.rows_read, valid=len(result.valid),
-            quarantined=len(result.quarantine), duplicates=result.duplicates,
+            quarantined=len(result.quarantine), duplicates=result.duplicates, not_notices=result.not_notices,
             quarantine_reasons=top_reasons(result.quarantine), warnings=result.warnings,
             per_file={name: vars(c) for name, c in result.per_file.items()},
         )
@@ -203,10 +203,12 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
     run = staging.location(run_dir)
     lower_priority(settings)
     with _stage(run, "enrich") as stats:
-        files, records = [], []  # the raw rows are not kept: only each record and the file it came from
-        for row in staging.read_jsonl(run / "valid.jsonl"):
+        files, records, releases, released = [], [], [], []  # not the raw rows: each record, its file, and for
+        for row in staging.read_jsonl(run / "valid.jsonl"):  # an OCDS notice its releases and latest release date
             files.append(row["file"])
             records.append(TenderRecord.model_validate(row["record"]))
+            releases.append(int(row.get("versions") or 1))
+            released.append(row.get("released", ""))
         _, collection = _collection(settings)
         records = identity.link_to_index(records, lambda ids: set(store.existing_state(collection, ids)))
         hashes = [r.content_hash() for r in records]
@@ -214,9 +216,12 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
         enricher = build_enricher(settings)
         # a record the model could not enrich last time (offline fallback) gets another try
         retry_fallback = enricher.name != "local"
-        todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True))
-                if force or r.tender_id not in state or state[r.tender_id]["content_hash"] != h
-                or (retry_fallback and state[r.tender_id]["enrichment_source"] == "fallback")]
+        # a replayed older interval must not put back an OCDS notice the index holds from a later release
+        stale = {i for i, r in enumerate(records) if released[i] and released[i] < state.get(r.tender_id, {}).get(
+            "released", "")}
+        todo = [i for i, (r, h) in enumerate(zip(records, hashes, strict=True)) if i not in stale and (
+                force or r.tender_id not in state or state[r.tender_id]["content_hash"] != h
+                or (retry_fallback and state[r.tender_id]["enrichment_source"] == "fallback"))]
         unchanged = sorted(set(range(len(records))) - set(todo))
         unchanged_by_file = Counter(files[i] for i in unchanged)
         sources: Counter[str] = Counter()
@@ -233,15 +238,15 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
                         item = EnrichedTender(record=records[i], enrichment=enrichment, content_hash=hashes[i])
                         prev = state.get(records[i].tender_id)
                         sources[enrichment.enrichment_source] += 1
-                        yield {"file": files[i], "existed": prev is not None,
-                               "versions": identity.next_version(prev, hashes[i]),
+                        yield {"file": files[i], "existed": prev is not None, "released": released[i],
+                               "versions": max(identity.next_version(prev, hashes[i]), releases[i]),
                                "was_corrigendum": bool(prev and prev["is_corrigendum"]),
                                **item.model_dump(mode="json")}
                     bar.update(len(part))
 
         written = staging.write_jsonl(run / "enriched.jsonl", enriched_rows())
         stats.update(
-            candidates=len(records), unchanged=len(records) - len(todo), enriched=written,
+            candidates=len(records), unchanged=len(records) - len(todo), stale=len(stale), enriched=written,
             backend=enricher.name, usage=enricher.usage(),
             sources=dict(sources),
             unchanged_per_file=dict(unchanged_by_file),
@@ -347,7 +352,7 @@ def summarize(run: staging.StagePath) -> dict[str, Any]:
         "pending_files": len(f.get("pending_files", [])), "late_files": f.get("late_files", 0),
         "rows_read": v.get("rows_read", 0), "valid": v.get("valid", 0),
         "quarantined": v.get("quarantined", 0), "duplicates": v.get("duplicates", 0),
-        "unchanged": e.get("unchanged", 0), "enriched": e.get("enriched", 0),
+        "unchanged": e.get("unchanged", 0), "stale": e.get("stale", 0), "enriched": e.get("enriched", 0),
         "embedded": m.get("embedded", 0), "upserted": u.get("upserted", 0),
         "inserted": u.get("inserted", 0), "updated": u.get("updated", 0),
         "collection_count": u.get("collection_count"),

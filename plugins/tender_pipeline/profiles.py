@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
@@ -200,15 +201,22 @@ def _profile_files(extra: str) -> list[Path]:
     return files
 
 
-@lru_cache(maxsize=8)
-def load_profiles(extra: str = "") -> dict[str, Profile]:
-    """All profiles by name; user files override shipped ones of the same name."""
-    profiles: dict[str, Profile] = {}
+def profile_items(extra: str = "", kind: str = "table") -> Iterator[dict]:
+    """The raw profile entries of one ``format`` (``table`` when absent; ``ocds`` for OCDS profiles), in load order."""
     for path in _profile_files(extra):
         data = yaml.safe_load(path.read_text("utf-8"))
         for item in data if isinstance(data, list) else [data]:
-            profile = Profile.model_validate(item)
-            profiles[profile.name] = profile
+            if (item.get("format", "table") if isinstance(item, dict) else "table") == kind:
+                yield item
+
+
+@lru_cache(maxsize=8)
+def load_profiles(extra: str = "") -> dict[str, Profile]:
+    """All column profiles by name; user files override shipped ones of the same name."""
+    profiles: dict[str, Profile] = {}
+    for item in profile_items(extra):
+        profile = Profile.model_validate(item)
+        profiles[profile.name] = profile
     return profiles
 
 

@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tender_pipeline.ocds import OCDS_SUFFIXES
 from tender_pipeline.profiles import norm_header
 
 log = logging.getLogger(__name__)
 csv.field_size_limit(16 * 1024 * 1024)
 
-SUPPORTED_SUFFIXES = (".csv", ".xlsx")
+TABLE_SUFFIXES = (".csv", ".xlsx")
+SUPPORTED_SUFFIXES = TABLE_SUFFIXES + OCDS_SUFFIXES  # every batch file fetch takes (OCDS: tender_pipeline.ocds)
 
 
 class UnreadableFileError(ValueError):
@@ -125,5 +127,5 @@ def read_table(path: Path) -> Table:
     if suffix == ".xlsx":
         return read_xlsx(path)
     raise UnreadableFileError(
-        f"{path.name}: unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUPPORTED_SUFFIXES)}"
+        f"{path.name}: unsupported file type {suffix or '(none)'}; expected one of {', '.join(TABLE_SUFFIXES)}"
     )

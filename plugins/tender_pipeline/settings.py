@@ -30,8 +30,10 @@ class Settings(BaseSettings):
     incoming_uri: str = Field(
         "data/incoming/",
         description="Where batches arrive: a folder, `s3://bucket/prefix/`, or an `http(s)://` URL template with "
-        "`{hour:%Y-%m-%d/%H}`, `{start}`, `{end}`. Layout `YYYY-MM-DD/HH/*.csv|*.xlsx`, `HH` being the hour (UTC) "
-        "the file arrived; a run over the data interval [start, end) takes those hours' folders.")
+        "`{hour:%Y-%m-%d/%H}`, `{start}`, `{end}`. Layout `YYYY-MM-DD/HH/*.csv|*.xlsx` (or OCDS `*.json`, `*.jsonl`, "
+        "`.gz`), `HH` being the hour (UTC) the file arrived; a run over the data interval [start, end) takes those "
+        "hours' folders. Or an OCDS search API, `ocds+https://…?publishedFrom={start}&publishedTo={end}`: every page "
+        "of each interval, fetched once (docs/formats.md).")
     staging_uri: str = Field(
         "data/staging/",
         description="Per-run staging the tasks hand each other by reference (`<run_id>/raw/`, `valid.jsonl`, "
@@ -64,12 +66,29 @@ class Settings(BaseSettings):
     quarantine_threshold: float = Field(
         0.20, ge=0.0, le=1.0,
         description="Reject a whole batch when more than this share of its rows is quarantined: so many bad rows "
-        "usually mean a wrong layout, not bad data.")
+        "usually mean a wrong layout, not bad data. OCDS releases with no tender section (award or contract data only) "
+        "are quarantined but not counted here.")
     profile: str = Field(
-        "", description="Force a column-mapping profile by name; empty: detected from each file's header.")
+        "", description="Force a column-mapping profile by name (or an OCDS profile for OCDS files); empty: detected "
+        "from each file's header (OCDS: from each ocid's prefix).")
     profiles_path: str = Field(
         "",
         description="Extra profile files or folders, `:`-separated; a user profile with a shipped name replaces it.")
+
+    # OCDS search APIs (INCOMING_URI=ocds+https://...?publishedFrom={start}&publishedTo={end}, see ocds/api.py)
+    ocds_page_size: int = Field(
+        100, ge=1,
+        description="Releases per page asked of an OCDS search API: fills `{page_size}` in an `ocds+` INCOMING_URI "
+        "(UK Contracts Finder and Find a Tender allow at most 100).")
+    ocds_request_delay_s: float = Field(
+        1.0, ge=0, description="Politeness pause, in seconds, between two page requests to an OCDS API.")
+    ocds_timeout_s: float = Field(60.0, gt=0, description="Seconds one page request to an OCDS API may take.")
+    ocds_max_retries: int = Field(
+        5, ge=0,
+        description="Retries of one OCDS API page after a 429 (its `Retry-After` honoured), a 5xx or a dropped "
+        "connection; then the fetch fails and its task retry resumes after the last stored page.")
+    ocds_retry_max_s: float = Field(
+        300.0, gt=0, description="Longest single wait between two tries of an OCDS API page, `Retry-After` included.")
 
     # Chroma
     chroma_host: str = Field(

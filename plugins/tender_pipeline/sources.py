@@ -260,7 +260,7 @@ def download(src: SourceFile, dest_dir: Path, s3_client=None, timeout: float = 1
                         fh.write(chunk)
             if not _supported(dest.name):  # URL without a suffix: trust the content type
                 kind = resp.headers.get("content-type", "")
-                suffix = ".xlsx" if "spreadsheet" in kind else ".csv"
+                suffix = ".xlsx" if "spreadsheet" in kind else ".json" if "json" in kind else ".csv"
                 dest = dest.with_name(dest.name + suffix)
         elif is_s3(src.uri):
             bucket, key = _split_s3(src.uri)
@@ -353,6 +353,8 @@ logging.getLogger("httpx").addFilter(_RedactRequestLines())
 
 def redact(uri: str) -> str:
     """A URI safe to log: no user info or query string (signed URLs carry secrets there)."""
+    if uri.startswith("ocds+"):  # an OCDS API source (tender_pipeline.ocds.api)
+        return "ocds+" + redact(uri.removeprefix("ocds+"))
     if is_http(uri):
         parsed = urlparse(uri)
         host = parsed.hostname or ""

@@ -99,7 +99,8 @@ def existing_state(collection, ids: Iterable[str], batch: int = 1000) -> dict[st
             found[tid] = {"content_hash": meta.get("content_hash", ""),
                           "versions": int(meta.get("versions") or 1),
                           "is_corrigendum": bool(meta.get("is_corrigendum", False)),
-                          "enrichment_source": meta.get("enrichment_source", "")}
+                          "enrichment_source": meta.get("enrichment_source", ""),
+                          "released": meta.get("released", "")}  # an OCDS notice's latest release date
     return found
 
 

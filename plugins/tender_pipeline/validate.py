@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from tender_pipeline import identity, staging
 from tender_pipeline.models import TenderRecord
-from tender_pipeline.profiles import Profile, detect_profile, get_profile
+from tender_pipeline.profiles import Profile, detect_profile, get_profile, load_profiles
 from tender_pipeline.readers import Table, UnreadableFileError, read_table
 from tender_pipeline.staging import StagePath
 
@@ -45,6 +45,7 @@ class ValidationResult:
     quarantine: list[dict] = field(default_factory=list)
     per_file: dict[str, FileCounts] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    not_notices: int = 0  # quarantined rows that are no tender notice at all (an OCDS award-only release)
 
     @property
     def rows_read(self) -> int:
@@ -55,7 +56,7 @@ class ValidationResult:
         return sum(c.duplicates for c in self.per_file.values())
 
 
-def _reason(error: dict) -> tuple[str, str]:
+def error_reason(error: dict) -> tuple[str, str]:
     field_name = ".".join(str(p) for p in error.get("loc", ())) or "row"
     message = error.get("msg", "invalid")
     if error.get("type") == "missing" or (error.get("type") == "string_too_short"
@@ -68,11 +69,32 @@ def _source_label(table: Table, display_name: str) -> str:
     return display_name or table.path.name
 
 
-def validate_tables(tables: list[tuple[Table, str]], profiles: dict[str, Profile],
-                    profile_name: str = "", limit: int | None = None) -> ValidationResult:
-    """Validate rows of several files (in order); ``limit`` caps the rows read in total."""
-    result = ValidationResult()
-    by_id: dict[str, int] = {}
+def keep_valid(result: ValidationResult, by_id: dict[str, int], item: dict) -> None:
+    """Add a valid ``{"file", "row", "record", ...}`` item; an earlier one with its id becomes a duplicate."""
+    tender_id = item["record"]["tender_id"]
+    previous = by_id.get(tender_id)
+    if previous is not None:
+        superseded = result.valid[previous]
+        result.per_file[superseded["file"]].duplicates += 1
+        result.per_file[superseded["file"]].valid -= 1
+        result.valid[previous] = None  # type: ignore[call-overload]
+    by_id[tender_id] = len(result.valid)
+    result.valid.append(item)
+    result.per_file[item["file"]].valid += 1
+
+
+def quarantine_row(result: ValidationResult, label: str, row: int, error: dict, mapped: dict) -> None:
+    field_name, message = error_reason(error)
+    result.quarantine.append({
+        "file": label, "row": row, "field": field_name, "reason": message,
+        "tender_id": str(mapped.get("tender_id", ""))[:200], "title": str(mapped.get("title", ""))[:200],
+    })
+    result.per_file[label].quarantined += 1
+
+
+def _validate_tables(tables: list[tuple[Table, str]], profiles: dict[str, Profile], profile_name: str,
+                     limit: int | None, result: ValidationResult, by_id: dict[str, int]) -> int | None:
+    """Validate the rows of several files (in order) into ``result``; returns what is left of ``limit``."""
     remaining = limit
     for table, display in tables:
         label = _source_label(table, display)
@@ -91,31 +113,50 @@ def validate_tables(tables: list[tuple[Table, str]], profiles: dict[str, Profile
             try:
                 record = TenderRecord.model_validate(mapped, context=context)
             except ValidationError as exc:
-                for err in exc.errors()[:1]:
-                    field_name, message = _reason(err)
-                    result.quarantine.append({
-                        "file": label, "row": row_number, "field": field_name, "reason": message,
-                        "tender_id": str(mapped.get("tender_id", ""))[:200],
-                        "title": str(mapped.get("title", ""))[:200],
-                    })
-                counts.quarantined += 1
+                quarantine_row(result, label, row_number, exc.errors()[0], mapped)
                 continue
-            item = {"file": label, "row": row_number, "record": record.model_dump(mode="json")}
-            previous = by_id.get(record.tender_id)
-            if previous is not None:
-                superseded = result.valid[previous]
-                result.per_file[superseded["file"]].duplicates += 1
-                result.per_file[superseded["file"]].valid -= 1
-                result.valid[previous] = None  # type: ignore[call-overload]
-            by_id[record.tender_id] = len(result.valid)
-            result.valid.append(item)
-            counts.valid += 1
+            keep_valid(result, by_id, {"file": label, "row": row_number, "record": record.model_dump(mode="json")})
+    return remaining
+
+
+def _finish(result: ValidationResult) -> ValidationResult:
     result.valid = [v for v in result.valid if v is not None]
     result.valid, superseded = identity.link_in_batch(result.valid)
     for item in superseded:  # an original replaced by its amendment in this batch
         result.per_file[item["file"]].valid -= 1
         result.per_file[item["file"]].duplicates += 1
     return result
+
+
+def validate_tables(tables: list[tuple[Table, str]], profiles: dict[str, Profile],
+                    profile_name: str = "", limit: int | None = None) -> ValidationResult:
+    """Validate rows of several files (in order); ``limit`` caps the rows read in total."""
+    result = ValidationResult()
+    _validate_tables(tables, profiles, profile_name, limit, result, {})
+    return _finish(result)
+
+
+def validate_files(paths: list[tuple[Path, str]], profiles_path: str = "", profile_name: str = "",
+                   limit: int | None = None) -> ValidationResult:
+    """Validate staged files of every supported format: tables (CSV, Excel), then OCDS JSON files.
+
+    ``profile_name`` forces a column profile on the tables or an OCDS profile on
+    the OCDS files, whichever kind it names.
+    """
+    from tender_pipeline.ocds import batch, is_ocds_file
+    from tender_pipeline.ocds.profile import load_ocds_profiles
+
+    profiles, ocds_profiles = load_profiles(profiles_path), load_ocds_profiles(profiles_path)
+    if profile_name and profile_name not in profiles and profile_name not in ocds_profiles:
+        get_profile(profile_name, {**profiles, **ocds_profiles})  # raises, naming every profile
+    forced_ocds = profile_name if profile_name in ocds_profiles else ""
+    result, by_id = ValidationResult(), {}
+    tables = read_files([(p, d) for p, d in paths if not is_ocds_file(d or p.name)])
+    remaining = _validate_tables(tables, profiles, "" if forced_ocds else profile_name, limit, result, by_id)
+    ocds_files = [(p, d or p.name) for p, d in paths if is_ocds_file(d or p.name)]
+    if ocds_files:
+        batch.validate_ocds(ocds_files, result, by_id, ocds_profiles, forced_ocds, remaining)
+    return _finish(result)
 
 
 def read_files(paths: list[tuple[Path, str]]) -> list[tuple[Table, str]]:
@@ -157,13 +198,13 @@ def top_reasons(rows: list[dict], n: int = 5) -> list[dict]:
 
 
 def check_threshold(result: ValidationResult, threshold: float, quarantine_path: StagePath) -> None:
-    """Fail the batch when too large a share of rows is quarantined."""
-    read = result.rows_read
-    share = (len(result.quarantine) / read) if read else 0.0
+    """Fail the batch when too large a share of rows is quarantined (rows that are no notice at all aside)."""
+    read = result.rows_read - result.not_notices  # a release with no tender section is out of scope, not bad input
+    share = ((len(result.quarantine) - result.not_notices) / read) if read else 0.0
     if read and share > threshold:
         reasons = "; ".join(f"{r['reason']} ({r['rows']} rows)" for r in top_reasons(result.quarantine, 3))
         raise BatchRejectedError(
-            f"{len(result.quarantine)} of {read} rows ({share:.0%}) were quarantined, above the "
+            f"{len(result.quarantine) - result.not_notices} of {read} rows ({share:.0%}) were quarantined, above the "
             f"{threshold:.0%} threshold (QUARANTINE_THRESHOLD). Top reasons: {reasons}. "
             f"Details per row: {quarantine_path}"
         )

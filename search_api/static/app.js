@@ -27,7 +27,9 @@ function formParams() {
     const v = $(name).value.trim();
     if (v) p.set(name, v);
   }
-  if ($("open_only").checked) p.set("open_only", "true");
+  // Open notices by default (a hunter bids on what is still open); the API's own default is every notice,
+  // so the page always says which it wants and a shared link keeps the choice.
+  p.set("open_only", $("include_closed").checked ? "false" : "true");
   if (!$("include_corrigendum").checked) p.set("include_corrigendum", "false");
   return p;
 }
@@ -35,18 +37,24 @@ function formParams() {
 function fillForm(p) {
   $("q").value = p.get("q") || "";
   for (const name of FILTERS) $(name).value = p.get(name) || "";
-  $("open_only").checked = p.get("open_only") === "true";
+  $("include_closed").checked = p.get("open_only") === "false";
+  updateScope();
   $("include_corrigendum").checked = p.get("include_corrigendum") !== "false";
   updateFilterCount();
 }
 
 function updateFilterCount() {
-  const n = FILTERS.filter((f) => $(f).value.trim()).length + ($("open_only").checked ? 1 : 0) +
-    ($("include_corrigendum").checked ? 0 : 1);
+  const n = FILTERS.filter((f) => $(f).value.trim()).length + ($("include_corrigendum").checked ? 0 : 1);
   const badge = $("filter-count");
   badge.textContent = String(n);
   badge.hidden = n === 0;
   if (n > 0) $("filters").open = true;
+}
+
+function updateScope() {
+  $("scope-hint").textContent = $("include_closed").checked
+    ? "Showing open and closed notices."
+    : "Showing notices still open for bids (closing today or later).";
 }
 
 function show(which) {
@@ -95,6 +103,7 @@ async function runSearch(append) {
   $("export").hidden = state.shown === 0;
   if (state.shown === 0) {
     show("empty");
+    $("show-closed").hidden = $("include_closed").checked;
     $("status").textContent = "";
   } else {
     show(null);
@@ -254,12 +263,17 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("retry").addEventListener("click", () => runSearch(false));
   $("clear-filters").addEventListener("click", () => {
     for (const name of FILTERS) $(name).value = "";
-    $("open_only").checked = false;
     $("include_corrigendum").checked = true;
     updateFilterCount();
     if ($("q").value.trim()) runSearch(false);
   });
-  for (const name of [...FILTERS, "open_only", "include_corrigendum"]) {
+  $("show-closed").addEventListener("click", () => {
+    $("include_closed").checked = true;
+    updateScope();
+    runSearch(false);
+  });
+  $("include_closed").addEventListener("change", () => { updateScope(); if ($("q").value.trim()) runSearch(false); });
+  for (const name of [...FILTERS, "include_corrigendum"]) {
     $(name).addEventListener("change", () => { updateFilterCount(); if ($("q").value.trim()) runSearch(false); });
   }
   const initial = new URLSearchParams(location.search);

@@ -30,7 +30,7 @@
       const v = el(name).value.trim();
       if (v) params[name] = Number(v);
     }
-    if (el("open_only").checked) params.open_only = true;
+    if (!el("include_closed").checked) params.open_only = true;
     if (!el("include_corrigendum").checked) params.include_corrigendum = false;
     return params;
   }

@@ -11,10 +11,8 @@ uses) wraps each request instead.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -22,6 +20,7 @@ from typing import TypeVar
 import tenacity
 from google.genai import errors
 
+from tender_pipeline.retry_after import parse_retry_after
 from tender_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,17 +81,9 @@ def retry_after_s(exc: BaseException) -> float | None:
     if not isinstance(exc, errors.APIError):
         return None
     headers = getattr(exc.response, "headers", None)
-    value = headers.get("Retry-After") if headers is not None else None
-    if value:
-        value = value.strip()
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-                return max(0.0, when.timestamp() - time.time())
-            except (TypeError, ValueError):
-                pass
+    wait = parse_retry_after(headers.get("Retry-After") if headers is not None else None)
+    if wait is not None:
+        return wait
     details = exc.details.get("error", exc.details) if isinstance(exc.details, dict) else {}
     for item in details.get("details", []) if isinstance(details, dict) else []:
         if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
