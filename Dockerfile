@@ -38,6 +38,8 @@ COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 # tender_alerts evaluates saved searches with the search API's own code (search_api, never Airflow-bound).
 COPY --chown=airflow:0 search_api/ /opt/airflow/search_api/
+# `airflow db clean` and log retention (compose's airflow-housekeeping service, Render's cron job).
+COPY --chown=airflow:0 scripts/airflow_housekeeping.sh /opt/airflow/scripts/airflow_housekeeping.sh
 
 # ----------------------------------------------------------------------------- search API
 # Build stage: a venv with the slim pinned set (search_api/requirements.txt, no Airflow).

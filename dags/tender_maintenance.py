@@ -1,4 +1,4 @@
-"""tender_maintenance: daily, retire closed notices from Chroma and the lexical index, compact when due.
+"""tender_maintenance: daily, retire closed notices from Chroma and the lexical index, compact when due, prune staging.
 
 Thin like tender_ingest: the work is ``tender_pipeline.lifecycle``. Notices
 closed more than RETENTION_DAYS ago leave search and by-id lookup; once the
@@ -6,6 +6,11 @@ notices retired since the last compaction reach COMPACT_RATIO of the live set,
 the collection is copied into a fresh one and swapped in, which is what gives
 Chroma's disk and memory back (its deletes alone do not). Both tasks hold the
 stores' single writer lock, so they never interleave with an ingest's upsert.
+``prune_staging`` deletes run folders older than STAGING_RETENTION_DAYS and
+the kept records of notices no longer live (``staging_retention``).
+Airflow's own metadata is cleaned outside this DAG: Airflow 3 gives task code
+no database access, so ``airflow db clean`` runs beside the scheduler
+(``scripts/airflow_housekeeping.sh``; docs/capacity.md).
 """
 
 from __future__ import annotations
@@ -64,7 +69,17 @@ def tender_maintenance():
         return {"retire": retired, "compaction": lifecycle.compact_if_due(
             _settings(), force=bool(params.get("force_compaction")))}
 
-    compact(retire())
+    @task(execution_timeout=timedelta(hours=1))
+    def prune_staging(retired: dict) -> dict:
+        from tender_pipeline import staging_retention
+
+        ctx = get_current_context()
+        start = ctx.get("data_interval_end") or ctx.get("logical_date")
+        return staging_retention.prune(_settings(), today=start.date() if start else None)
+
+    retired = retire()
+    compact(retired)
+    prune_staging(retired)
 
 
 tender_maintenance()

@@ -93,6 +93,8 @@ start airflow-api-server airflow api-server
 start airflow-scheduler airflow scheduler
 start airflow-dag-processor airflow dag-processor
 start airflow-triggerer airflow triggerer
+# Airflow's own growth bounded (db clean + log retention), daily
+start airflow-housekeeping bash scripts/airflow_housekeeping.sh --loop
 
 # --- search API ------------------------------------------------------------------
 wait_for chroma "http://127.0.0.1:$CHROMA_PORT/api/v2/heartbeat" 60

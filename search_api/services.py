@@ -61,7 +61,8 @@ class Services:
         self.reporter = _reporter(settings)
         self.searcher = Searcher(settings, self.embedder, self.intent, reporter=self.reporter)
         self.catalog = Catalog(settings.stats_ttl_s)
-        self.feedback = FeedbackLog(settings.feedback_path)
+        self.feedback = FeedbackLog(settings.feedback_path, settings.feedback_rotate_bytes,
+                                    settings.feedback_keep_days)
         self.asker = _asker(settings, self.embedder)
         metrics.ask_gemini.source = self.asker.usage
         self.database = Database(settings.database_url, settings.chroma_retry_s)

@@ -53,6 +53,13 @@ class ApiSettings(Settings):
     stats_ttl_s: float = Field(60.0, ge=0, description="Cache lifetime of `/stats` and the facets, in seconds.")
     chroma_retry_s: float = Field(
         2.0, ge=0, description="Minimum pause between Chroma reconnect attempts, in seconds.")
+    # feedback file rotation (search_api/feedback.py)
+    feedback_rotate_bytes: int = Field(
+        32 << 20, ge=0, description="Rotate FEEDBACK_PATH once it reaches this many bytes: the full file is renamed "
+        "with a UTC stamp and gzipped beside it (0 = never rotate).")
+    feedback_keep_days: int = Field(
+        365, ge=1, description="Rotated feedback archives older than this many days are deleted; /feedback/summary "
+        "counts the current file plus the archives kept.")
     # saved searches and alerts (search_api/alerts, dags/tender_alerts.py)
     alert_min_score: float = Field(
         0.55, ge=0, le=1, description="A batch notice alerts a saved search only at this `/search` score or above.")

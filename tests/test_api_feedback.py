@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from search_api.feedback import FeedbackLog
 from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tests.services import free_port, serve_app
@@ -105,3 +108,43 @@ def test_summary_counts_per_query_and_result(tmp_path):
         assert len(client.get("/feedback/summary", params={"limit": 1}).json()["items"]) == 1
         metrics = client.get("/metrics").text
         assert 'search_api_feedback_total{rating="up"} 3.0' in metrics
+
+
+def test_a_full_file_is_rotated_gzipped_and_still_counted(tmp_path):
+    """Past FEEDBACK_ROTATE_BYTES the file is renamed and gzipped; the summary counts the archive too."""
+    path = tmp_path / "fb.jsonl"
+    settings = offline_settings(path).model_copy(update={"feedback_rotate_bytes": 2000})
+    with TestClient(create_app(settings)) as client:
+        for i in range(30):  # ~100 bytes a line: rotates about once per 20 lines
+            assert client.post("/feedback", json={"query": "road works", "result_id": f"R{i % 3}",
+                                                  "rating": 1 if i % 2 else -1}).status_code == 201
+        archives = sorted(p.name for p in tmp_path.iterdir() if p.name != "fb.jsonl")
+        assert archives and all(re.fullmatch(r"fb\.jsonl\.\d{8}T\d{12}Z\.gz", n) for n in archives)
+        current = read_lines(path) if path.exists() else []
+        assert sum(len(json.dumps(line)) for line in current) < 2000
+        lines = [json.loads(line) for a in archives for line in gzip.open(tmp_path / a)] + current
+        assert len(lines) == 30 and [line["result_id"] for line in lines] == [f"R{i % 3}" for i in range(30)]
+        body = client.get("/feedback/summary").json()
+        assert body["total"] == 30
+        assert {i["result_id"]: (i["up"], i["down"]) for i in body["items"]} == {"R0": (5, 5), "R1": (5, 5),
+                                                                                "R2": (5, 5)}
+
+
+def test_archives_older_than_the_keep_days_are_deleted(tmp_path):
+    log = FeedbackLog(tmp_path / "fb.jsonl", rotate_bytes=1, keep_days=30)
+    log.append({"query": "q", "result_id": "A", "rating": 1})  # one line is enough to rotate
+    old = tmp_path / "fb.jsonl.20250101T000000000000Z.gz"
+    with gzip.open(old, "wb") as fh:
+        fh.write(b'{"query":"q","result_id":"OLD","rating":1}\n')
+    assert log.counts()[0] == 2  # counted while kept
+    log.compress_and_prune()
+    assert not old.exists() and log.counts()[0] == 1
+
+
+def test_a_writer_holding_the_old_file_reopens_after_a_rotation(tmp_path):
+    """Two processes' logs on one file: the second still has the rotated file's name in mind."""
+    first, second = FeedbackLog(tmp_path / "fb.jsonl", rotate_bytes=150), FeedbackLog(tmp_path / "fb.jsonl", 0)
+    first.append({"query": "a" * 200, "result_id": "A", "rating": 1})  # rotates at once
+    second.append({"query": "b", "result_id": "B", "rating": -1})
+    assert read_lines(tmp_path / "fb.jsonl") == [{"query": "b", "result_id": "B", "rating": -1}]
+    assert first.counts()[0] == second.counts()[0] == 2

@@ -22,7 +22,7 @@ from pathlib import Path
 import chromadb
 import pytest
 
-from tender_pipeline import pipeline, sources, staging
+from tender_pipeline import kept, pipeline, sources, staging
 from tender_pipeline.errors import USER_ERRORS
 from tender_pipeline.settings import Settings
 from tender_pipeline.staging import StagingWriteError
@@ -128,13 +128,14 @@ def test_staging_full_at_upsert_records_nothing_then_the_retry_completes_exactly
 
         with pytest.raises(StagingWriteError) as failed:
             pipeline.upsert(settings, run)
-        message = str(failed.value)
-        assert "\n" not in message and run in message and "no space left on device" in message, message
-        assert finished_files(stage) == []  # not recorded as done
+        message = str(failed.value)  # the run folder's files, or the part sealed into <staging>/_kept
+        assert "\n" not in message and str(stage) in message and "no space left on device" in message, message
+        assert finished_files(stage) == [] and kept.parts(stage) == []  # not recorded as done, nothing sealed
         assert sorted(p.name for p in Path(run).iterdir() if p.name.startswith(".")) == []  # no temp files
 
         filler.unlink()  # the operator frees space; Airflow's retry runs the same stage again
         summary = pipeline.upsert(settings, run)
+        assert [p.manifest["rows"] for p in kept.parts(stage)] == [ROWS]
     assert (summary["upserted"], summary["inserted"], summary["updated"]) == (ROWS, ROWS, 0)
     assert summary["collection_count"] == ROWS
     got = chromadb.HttpClient(host=host, port=port).get_collection(settings.tender_collection).get(include=[])["ids"]

@@ -160,9 +160,11 @@ def test_maintenance_dag_through_airflow(settings, airflow_db, monkeypatch):
     bag = DagBag(dag_folder=str(Path(__file__).parents[1] / "dags"))
     assert not bag.import_errors
     dag = bag.dags["tender_maintenance"]
-    assert [t.task_id for t in dag.tasks] == ["retire", "compact"]
+    assert [t.task_id for t in dag.tasks] == ["retire", "compact", "prune_staging"]
     run = dag.test(run_conf={"force_compaction": False})
     assert run.state == "success"
+    pruned = run.get_task_instance("prune_staging").xcom_pull(task_ids="prune_staging")
+    assert pruned["kept_live"] == 4 and pruned["runs_deleted"] == 0  # the run folder is younger than 7 days
     assert live_ids(settings)[0] == {"RECENT-1", "OPEN-1", "OPEN-2", "NODATE-1"}
     assert dag.test(run_conf={"force_compaction": False}).state == "success"  # a rerun retires nothing
     assert len(live_ids(settings)[0]) == 4

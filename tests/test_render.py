@@ -44,7 +44,10 @@ COMPOSE_OF = {
     "airflow-dag-processor": "airflow-dag-processor",
     "airflow-triggerer": "airflow-triggerer",
     "airflow-worker": "airflow-worker",
+    "airflow-housekeeping": "airflow-housekeeping",
 }
+# A Render cron job runs one pass on its schedule where compose's service loops (same script).
+CRON_OF_LOOP = {"airflow-housekeeping": "--loop"}
 # Compose services Render provides in another form.
 PROVIDED_BY_RENDER = {
     "postgres": "Render Postgres (databases:)",
@@ -110,6 +113,8 @@ def spec_problems(bp: dict) -> list[str]:
             problems.append("a database has no name")
         if not DATABASE_PLANS.match(str(db.get("plan", ""))):
             problems.append(f"{where}: unknown plan {db.get('plan')!r}")
+        if "diskSizeGB" in db and (not isinstance(db["diskSizeGB"], int) or db["diskSizeGB"] < 1):
+            problems.append(f"{where}: diskSizeGB must be a whole number >= 1")
         if "postgresMajorVersion" in db and not re.fullmatch(r"\d{2}", str(db["postgresMajorVersion"])):
             problems.append(f"{where}: postgresMajorVersion must be a major version like '16'")
 
@@ -139,6 +144,8 @@ def spec_problems(bp: dict) -> list[str]:
                     problems.append(f"{where}: {key} {path!r} is not in the repository")
         if runtime == "image" and not (svc.get("image") or {}).get("url"):
             problems.append(f"{where}: runtime image needs image.url")
+        if kind == "cron" and len(str(svc.get("schedule", "")).split()) != 5:
+            problems.append(f"{where}: a cron job needs a five-field schedule")
         if kind == "web" and not str(svc.get("healthCheckPath", "")).startswith("/"):
             problems.append(f"{where}: a web service needs a healthCheckPath")
         if kind != "web" and "healthCheckPath" in svc:
@@ -258,6 +265,8 @@ def agreement_problems(bp: dict, cp: dict) -> list[str]:
                 problems.append(f"{where}: image {url!r} but compose runs {image!r}")
         # command
         command = compose_command(cp, compose_name)
+        if svc.get("type") == "cron":
+            command = command.removesuffix(" " + CRON_OF_LOOP.get(name, "")).strip()
         if command and svc.get("dockerCommand") != command:
             problems.append(f"{where}: dockerCommand {svc.get('dockerCommand')!r} but compose runs {command!r}")
         # env vars: names, then values
@@ -350,7 +359,52 @@ def staging_problems(bp: dict) -> list[str]:
     return problems
 
 
+# --------------------------------------------------------------------------- sized for the design point
+# What `python bench/storage.py --live 2000000` measured on 2026-12-07 (docs/running/capacity.md,
+# bench/README.md): steady bytes of each store at 2 million live notices, and the projected RSS of the two
+# servers. Re-measure and update these with render.yaml whenever a store's layout changes (issue 23's Chroma half).
+STEADY_BYTES = {"chroma": 48_993_955_335, "lexical": 4_091_788_974, "staging": 11_965_973_002,
+                "airflow_db": 15_265_127, "feedback": 68_042_448}
+RSS_BYTES = {"chroma": 8_981_113_384, "search-api": 4_152_488_321}
+# What each disk holds; a lexical index is counted twice (a merge writes the new segment before it deletes the
+# old ones; a following copy keeps the previous version's files until the next is in place).
+DISK_HOLDS = {"chroma": {"chroma": 1}, "airflow-worker": {"staging": 1, "lexical": 2},
+              "search-api": {"lexical": 2, "feedback": 1}, "tender-airflow-db": {"airflow_db": 1}}
+PLAN_MEMORY = {"starter": 512 << 20, "standard": 2 << 30, "pro": 4 << 30, "pro plus": 8 << 30,
+               "pro max": 16 << 30, "pro ultra": 32 << 30}
+DISK_HEADROOM, MEMORY_HEADROOM = 1.5, 1.3
+
+
+def capacity_problems(bp: dict) -> list[str]:
+    """Disks below 1.5x what they hold at 2M live notices, servers' plans below 1.3x their RSS there."""
+    sized = {s["name"]: (s.get("disk") or {}).get("sizeGB") for s in bp.get("services") or []}
+    sized.update({d["name"]: d.get("diskSizeGB") for d in bp.get("databases") or []})
+    problems = []
+    for name, holds in DISK_HOLDS.items():
+        need = DISK_HEADROOM * sum(STEADY_BYTES[store] * n for store, n in holds.items())
+        if not sized.get(name) or sized[name] * 10**9 < need:
+            problems.append(f"{name}: disk {sized.get(name)} GB < {need / 1e9:.1f} GB (1.5x its stores at 2M)")
+    plans = {s["name"]: s.get("plan") for s in bp.get("services") or []}
+    for name, rss in RSS_BYTES.items():
+        if PLAN_MEMORY.get(plans.get(name), 0) < MEMORY_HEADROOM * rss:
+            problems.append(f"{name}: plan {plans.get(name)!r} holds less than 1.3x its {rss / 2**30:.1f} GiB RSS")
+    return problems
+
+
 # --------------------------------------------------------------------------- tests
+def test_disks_and_plans_hold_the_design_point_with_headroom():
+    assert capacity_problems(blueprint()) == []
+
+
+def test_an_undersized_disk_or_plan_is_caught():
+    bp = blueprint()
+    _service(bp, "airflow-worker")["disk"]["sizeGB"] = 10  # the size before the design point
+    _service(bp, "chroma")["plan"] = "standard"
+    bp["databases"][0].pop("diskSizeGB")
+    problems = capacity_problems(bp)
+    assert [p.split(":")[0] for p in problems] == ["airflow-worker", "tender-airflow-db", "chroma"], problems
+
+
 def test_blueprint_keeps_to_renders_spec():
     assert spec_problems(blueprint()) == []
 
@@ -474,6 +528,8 @@ def test_an_image_or_target_mismatch_is_caught():
      "env groups hold only"),
     (lambda bp: _service(bp, "tender-celery-broker").pop("ipAllowList"), "ipAllowList"),
     (lambda bp: _service(bp, "search-api").update(dockerfilePath="./docker/Dockerfile"), "not in the repository"),
+    (lambda bp: _service(bp, "airflow-housekeeping").pop("schedule"), "five-field schedule"),
+    (lambda bp: bp["databases"][0].update(diskSizeGB="5"), "diskSizeGB must be"),
 ])
 def test_spec_mistakes_are_caught(mistake, expected):
     bp = blueprint()

@@ -8,7 +8,8 @@ and the ledger must let exactly one of several racing claimants win.
 from __future__ import annotations
 
 import multiprocessing
-from datetime import UTC, datetime
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import boto3
@@ -283,3 +284,34 @@ def test_gemini_cache_is_per_worker_with_s3_staging_and_the_summary_counts_misse
     for worker in ("worker-a", "worker-b"):
         assert len(EnrichmentCache(tmp_path / worker / "tender_pipeline" / "enrich_cache.sqlite")) == records
     assert list(workdir.iterdir()) == []
+
+
+def test_pruning_on_s3_deletes_run_folders_and_keeps_the_parts_and_the_ledger(s3_env, tmp_path, sample_csv):
+    """Run folders are key prefixes on S3: listed, aged and deleted as on a disk; what live notices need stays."""
+    from tender_pipeline import kept, staging_retention
+
+    incoming = tmp_path / "incoming" / "2026-11-27" / "02"
+    incoming.mkdir(parents=True)
+    (incoming / "batch.csv").write_bytes(sample_csv.read_bytes())
+    root = f"s3://{BUCKET}/prune/staging/"
+    settings = Settings(incoming_uri=str(tmp_path / "incoming"), staging_uri=root, chroma_path=str(tmp_path / "chroma"),
+                        lexical_index_path=str(tmp_path / "lexical"), embed_backend="local", enrich_backend="local",
+                        enrich_cache_path=str(tmp_path / "cache.sqlite"), tender_collection="t_prune")
+    interval = (datetime(2026, 11, 27, 0, tzinfo=UTC), datetime(2026, 11, 27, 6, tzinfo=UTC))
+    run = pipeline.fetch(settings, "scheduled__1", interval=interval)
+    pipeline.validate(settings, run, limit=ROWS)
+    pipeline.enrich(settings, run)
+    pipeline.embed(settings, run)
+    assert pipeline.upsert(settings, run)["upserted"] == ROWS
+
+    early = date(2000, 1, 1)  # as of a day when none of the sample's notices is past retention
+    kept_now = staging_retention.prune(settings, today=early)  # younger than STAGING_RETENTION_DAYS: it stays
+    assert kept_now["runs_deleted"] == 0 and _keys(s3_env, "prune/staging/scheduled__1/")
+    got = staging_retention.prune(settings, today=early, now=time.time() + 8 * 86_400)
+    assert got["runs_deleted"] == 1 and got["kept_live"] == ROWS
+    keys = _keys(s3_env, "prune/staging/")
+    assert not [k for k in keys if "/scheduled__1/" in k]
+    assert len([k for k in keys if "/_ledger/" in k]) == 1 and len([k for k in keys if "/_kept/" in k]) == 4
+    assert sum(len(ids) for ids, *_ in kept.live_notices(settings, early)) == ROWS  # rows and vectors, from S3
+    again = pipeline.fetch(settings, "scheduled__2", interval=interval)
+    assert staging.read_json(f"{again}/fetch.json")["skipped_files"][0]["claimed_by"] == "scheduled__1"

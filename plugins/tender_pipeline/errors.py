@@ -17,7 +17,6 @@ from tender_pipeline.money import RatesError
 from tender_pipeline.ocds.api import OcdsApiError
 from tender_pipeline.profiles import UnknownLayoutError
 from tender_pipeline.readers import UnreadableFileError
-from tender_pipeline.rebuild import RemoteStagingError
 from tender_pipeline.sources import SourceNotFoundError
 from tender_pipeline.staging import UnsafeStoreError
 from tender_pipeline.store import EmbeddingMismatchError
@@ -25,7 +24,7 @@ from tender_pipeline.validate import BatchRejectedError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     UnknownLayoutError, UnreadableFileError, SourceNotFoundError, BatchRejectedError,
-    EmbeddingMismatchError, ValidationError, RatesError, RemoteStagingError, GeminiConfigError,
+    EmbeddingMismatchError, ValidationError, RatesError, GeminiConfigError,
     OcdsApiError,  # an OCDS API that refuses the request (4xx): a wrong URI or parameter
     UnsafeStoreError,  # a ledger on a store that can't create only-if-absent: configuration, not a passing fault
 )

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from tender_pipeline import identity, lexical, sources, staging, store
+from tender_pipeline import identity, kept, lexical, sources, staging, store
 from tender_pipeline.documents import document_text
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
@@ -307,10 +307,8 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 items = [EnrichedTender.model_validate(row) for row in rows]
                 if seen + len(items) > len(vectors):
                     raise RuntimeError(f"more enriched records than {len(vectors)} vectors; rerun embed")
-                ids = [i.record.tender_id for i in items]
-                texts = [document_text(i) for i in items]
-                metas = [identity.with_versions(store.to_metadata(i, now, reporter), r)
-                         for i, r in zip(items, rows, strict=True)]
+                payloads = [kept.notice_payload(r, now, reporter, i) for i, r in zip(items, rows, strict=True)]
+                ids, metas, texts = ([p[k] for p in payloads] for k in range(3))
                 chunk = np.asarray(vectors[seen:seen + len(items)])  # this chunk's rows of the memory map
                 written += store.upsert(collection, ids, chunk, texts, metas, client=client, progress=bar.update)
                 writer.upsert(ids, metas, texts, chunk)
@@ -320,6 +318,7 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 money.extend((i.record.value_amount, i.record.currency) for i in items)
             if seen != len(vectors):
                 raise RuntimeError(f"{seen} enriched records but {len(vectors)} vectors; rerun embed")
+        stats["kept_part"] = kept.seal(run, now)  # what a rebuild needs once the run folder is pruned
         unchanged = enriched.get("unchanged_ids", [])
         stats.update(upserted=written, lexical_repaired=store.repair_lexical(collection, index, unchanged),
                      lexical_count=index.num_docs(), inserted=sum(inserted.values()),

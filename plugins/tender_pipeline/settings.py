@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         description="Which run claimed which batch file, so each file is ingested by one interval run only. "
         "Empty: `<STAGING_URI>/_ledger`. A local folder or `s3://` (other stores are refused: they have no atomic "
         "create); `_pending/` under it notes files seen but not complete yet.")
+    staging_retention_days: int = Field(
+        7, ge=1, description="Run folders under STAGING_URI (raw batch, valid rows, quarantine.csv, stage files) are "
+        "deleted this many days after their last write; what live notices need stays sealed in `<STAGING_URI>/_kept` "
+        "until none of its notices is live, and the ledger is kept ([capacity](../running/capacity.md)).")
     # a batch file still being written is not taken (sources.py): a folder with the marker is complete;
     # otherwise a local file must be untouched for incoming_settle_s; require_marker: no marker, no files
     incoming_settle_s: float = Field(
