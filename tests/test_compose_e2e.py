@@ -241,7 +241,8 @@ def stack(request, tmp_path_factory):
 def test_every_service_becomes_healthy(stack):
     states = stack.wait_healthy(timeout=60)
     expected = {"postgres", "redis", "chroma", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-                "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "search-api", "nginx"}
+                "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-housekeeping",
+                "search-api", "nginx"}
     assert set(states) == expected, states
     assert len(states["search-api"]) == 2, "two search API replicas behind nginx"
     assert httpx.get(f"http://127.0.0.1:{stack.airflow_port}/api/v2/monitor/health", timeout=10).status_code == 200
