@@ -94,6 +94,14 @@ class Enrichment(BaseModel):
     summary: str = Field(description="One short line: what is bought, by whom, where.")
     sector: str = Field(description="Top-level sector label from the procurement taxonomy.")
     subsector: str = Field(default="", description="Finer label from the taxonomy, or empty.")
+    sector_code: str = Field(
+        default="",
+        description="The 2-digit CPV division behind `sector`, or empty when the sector is Unclassified.",
+    )
+    sector_confidence: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="How sure the backend is of `sector_code` (0 to 1); below the threshold the sector is Unclassified.",
+    )
     procurement_type: ProcurementType = Field(description="Works, Supply or Services.")
     keywords: list[str] = Field(
         default_factory=list, description="Up to 12 search-expansion terms (synonyms, item names)."
