@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from tender_pipeline.embed import l2_normalize
+from tender_pipeline.embed.unit_vectors import l2_normalize
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 
