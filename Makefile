@@ -65,7 +65,8 @@ imports: setup
 docs: setup
 	PYTHONPATH=plugins:. NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
-bench: setup
+# the benchmarks compare against stock sentence-transformers on torch: make setup-bench
+bench: setup-bench
 	@scripts/bench.sh
 
 # Known vulnerabilities in every pinned set. pip-audit reads advisories from pypi.org's JSON API: where
