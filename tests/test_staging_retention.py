@@ -145,3 +145,21 @@ def test_live_rows_are_the_newest_write_of_each_id_not_past_retention():
     masks = kept.live_masks([old, new], closing_before=20261115, unknown_before=150)  # unknown dates expire too
     assert [m.tolist() for m in masks] == [[False, False, False, False], [True, True]]
     assert kept.cutoffs(TODAY, 14, 0) == (20261113, None)
+
+
+def test_ocds_api_pages_go_after_staging_retention_but_the_interval_stays_claimed(tmp_path):
+    settings = Settings(staging_uri=str(tmp_path / "staging"), lexical_index_path=str(tmp_path / "lexical"),
+                        staging_retention_days=7)
+    pages = Path(settings.staging_uri) / "_ocds_pages"
+    for key, age_days in (("old", 9), ("fresh", 1)):
+        (pages / key).mkdir(parents=True)
+        for name in ("page-0001.json", "done.json"):
+            (pages / key / name).write_text("{}")
+            stamp = time.time() - age_days * 86_400
+            os.utime(pages / key / name, (stamp, stamp))
+    ledger = sources.Ledger(settings.ledger_dir)
+    assert ledger.claim("ocds+https://portal/search [2026-11-01, 2026-11-02)", "k", "scheduled__1")
+    got = staging_retention.prune(settings)
+    assert got["ocds_intervals_deleted"] == 1
+    assert sorted(p.name for p in pages.iterdir()) == ["fresh"]
+    assert not ledger.claim("ocds+https://portal/search [2026-11-01, 2026-11-02)", "k", "scheduled__2")

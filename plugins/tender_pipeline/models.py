@@ -100,8 +100,7 @@ class Enrichment(BaseModel):
     )
     sector_confidence: float = Field(
         default=0.0, ge=0.0, le=1.0,
-        description="How sure the backend is of `sector_code` (0 to 1); below the threshold the sector is "
-        "Unclassified.",
+        description="How sure the backend is of `sector_code` (0 to 1); below the threshold: Unclassified.",
     )
     procurement_type: ProcurementType = Field(description="Works, Supply or Services.")
     keywords: list[str] = Field(

@@ -13,7 +13,11 @@ What stays, and why (the arithmetic is in docs/capacity.md):
   is for inspecting and retrying a run, and is deleted with the folder
   ``STAGING_RETENTION_DAYS`` after the folder's last write;
 * the Gemini enrichment cache forgets answers older than that too (enrich
-  never asks the cache about a notice the stores already hold unchanged).
+  never asks the cache about a notice the stores already hold unchanged);
+* ``_ocds_pages/``: an OCDS API interval's raw pages, kept so a retry or a
+  replay does not ask the portal again, go the same number of days after
+  their last write (the ledger's claim on the interval stays, so a rerun
+  still fetches nothing; only ``--force`` would ask the portal again).
 
 A run completed before parts existed is sealed first, with its upsert time.
 """
@@ -179,6 +183,21 @@ def prune_runs(root: staging.StagePath, older_than: float) -> list[str]:
     return gone
 
 
+def prune_ocds_pages(root: staging.StagePath, older_than: float) -> list[str]:
+    """Delete OCDS API page folders (one per source and interval) last written before ``older_than``."""
+    pages = root / "_ocds_pages"
+    if isinstance(pages, Path):
+        folders = sorted(p for p in pages.iterdir() if p.is_dir()) if pages.is_dir() else []
+    else:
+        folders = [pages / n for n in sorted(_remote_children(pages))]
+    gone = []
+    for folder in folders:
+        if last_write(folder) < older_than:
+            remove_folder(folder)
+            gone.append(folder.name)
+    return gone
+
+
 def prune_enrich_cache(settings, older_than: float) -> int:
     """Forget Gemini answers cached before ``older_than``; SQLite reuses the freed pages for new ones."""
     from tender_pipeline.gemini.cache import cache_path_for
@@ -213,11 +232,13 @@ def prune(settings, today: date | None = None, now: float | None = None) -> dict
         parts = prune_kept(settings, today)
         orphans = remove_orphans(settings, now)
     runs = prune_runs(root, older_than)
+    ocds_pages = prune_ocds_pages(root, older_than)
     cache = prune_enrich_cache(settings, older_than)
     after = folder_bytes(root)
     log.info("staging pruned: %d run folder(s), %d part(s) dropped, %d trimmed", len(runs),
              parts["parts_dropped"], parts["parts_trimmed"])
     return {"staging_retention_days": settings.staging_retention_days, "runs_deleted": len(runs),
             "runs_adopted": adopted, **{f"kept_{k}": v for k, v in parts.items()}, "orphans_removed": orphans,
-            "enrich_cache_forgotten": cache, "bytes_before": before, "bytes_after": after,
+            "ocds_intervals_deleted": len(ocds_pages), "enrich_cache_forgotten": cache,
+            "bytes_before": before, "bytes_after": after,
             "seconds": round(time.perf_counter() - started, 2)}
