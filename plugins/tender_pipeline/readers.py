@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tender_pipeline.ocds import OCDS_SUFFIXES
 from tender_pipeline.profiles import norm_header
@@ -103,7 +104,7 @@ def read_xlsx(path: Path) -> Table:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise UnreadableFileError(f"{path.name}: not a readable .xlsx workbook ({reason})") from None
     try:
-        values_iter: Iterator[tuple] = workbook.worksheets[0].iter_rows(values_only=True)
+        values_iter: Iterator[tuple[Any, ...]] = workbook.worksheets[0].iter_rows(values_only=True)
         first = next(values_iter, None)
         if first is None:
             raise UnreadableFileError(f"{path.name}: the first sheet is empty")

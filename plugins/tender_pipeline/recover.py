@@ -121,7 +121,7 @@ def stored_notices(settings, index: LexicalIndex, chunk: int = 2000) -> Iterator
     for start in range(lo - lo % DAY_S, hi + 1, DAY_S):
         query = tantivy.Query.range_query(index.schema, "ingested_ts", tantivy.FieldType.Integer, start,
                                           start + DAY_S, include_upper=False)
-        count = s.search(query, limit=1, count=True).count
+        count = s.search(query, limit=1, count=True).count  # type: ignore[attr-defined]  # not in tantivy's stub
         if not count:
             continue
         docs = [s.doc(addr) for _, addr in s.search(query, limit=count, count=False).hits]

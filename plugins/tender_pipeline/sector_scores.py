@@ -39,6 +39,7 @@ class DivisionScorer:
         """The divisions' description vectors, embedded once."""
         with self._lock:
             if self._vectors is None:
+                assert self._embedder is not None, "label vectors need an embedder"
                 self._vectors = self._embedder.embed_documents([f"{d.label}: {d.hints}" for d in self.divisions])
         return self._vectors
 

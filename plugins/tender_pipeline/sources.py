@@ -90,7 +90,8 @@ def _supported(name: str) -> bool:
 def interval_hours(start: datetime, end: datetime) -> list[datetime]:
     """The hour slots of [start, end); a zero-width interval is its start hour."""
     first = start.replace(minute=0, second=0, microsecond=0)
-    hours, hour = [], first
+    hours: list[datetime] = []
+    hour = first
     while hour < end or not hours:
         hours.append(hour)
         hour += timedelta(hours=1)

@@ -187,7 +187,7 @@ def prune_ocds_pages(root: staging.StagePath, older_than: float) -> list[str]:
     """Delete OCDS API page folders (one per source and interval) last written before ``older_than``."""
     pages = root / "_ocds_pages"
     if isinstance(pages, Path):
-        folders = sorted(p for p in pages.iterdir() if p.is_dir()) if pages.is_dir() else []
+        folders: list[staging.StagePath] = sorted(p for p in pages.iterdir() if p.is_dir()) if pages.is_dir() else []
     else:
         folders = [pages / n for n in sorted(_remote_children(pages))]
     gone = []

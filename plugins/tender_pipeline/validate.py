@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -20,6 +19,7 @@ from tender_pipeline.models import TenderRecord
 from tender_pipeline.profiles import Profile, detect_profile, get_profile, load_profiles
 from tender_pipeline.readers import Table, UnreadableFileError, read_table
 from tender_pipeline.staging import StagePath
+from tender_pipeline.validation_result import FileCounts, ValidationResult, keep_valid, quarantine_row
 
 log = logging.getLogger(__name__)
 
@@ -30,66 +30,8 @@ class BatchRejectedError(ValueError):
     """The batch is unusable as a whole (too many bad rows); retrying will not help."""
 
 
-@dataclass
-class FileCounts:
-    rows: int = 0
-    valid: int = 0
-    duplicates: int = 0
-    quarantined: int = 0
-    profile: str = ""
-
-
-@dataclass
-class ValidationResult:
-    valid: list[dict] = field(default_factory=list)  # {"file", "row", "record"}
-    quarantine: list[dict] = field(default_factory=list)
-    per_file: dict[str, FileCounts] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    not_notices: int = 0  # quarantined rows that are no tender notice at all (an OCDS award-only release)
-
-    @property
-    def rows_read(self) -> int:
-        return sum(c.rows for c in self.per_file.values())
-
-    @property
-    def duplicates(self) -> int:
-        return sum(c.duplicates for c in self.per_file.values())
-
-
-def error_reason(error: dict) -> tuple[str, str]:
-    field_name = ".".join(str(p) for p in error.get("loc", ())) or "row"
-    message = error.get("msg", "invalid")
-    if error.get("type") == "missing" or (error.get("type") == "string_too_short"
-                                          and error.get("input", None) in ("", None)):
-        message = "required field is empty"
-    return field_name, message.removeprefix("Value error, ")[:300]  # a reason quoting a 1 MB cell stays short
-
-
 def _source_label(table: Table, display_name: str) -> str:
     return display_name or table.path.name
-
-
-def keep_valid(result: ValidationResult, by_id: dict[str, int], item: dict) -> None:
-    """Add a valid ``{"file", "row", "record", ...}`` item; an earlier one with its id becomes a duplicate."""
-    tender_id = item["record"]["tender_id"]
-    previous = by_id.get(tender_id)
-    if previous is not None:
-        superseded = result.valid[previous]
-        result.per_file[superseded["file"]].duplicates += 1
-        result.per_file[superseded["file"]].valid -= 1
-        result.valid[previous] = None  # type: ignore[call-overload]
-    by_id[tender_id] = len(result.valid)
-    result.valid.append(item)
-    result.per_file[item["file"]].valid += 1
-
-
-def quarantine_row(result: ValidationResult, label: str, row: int, error: dict, mapped: dict) -> None:
-    field_name, message = error_reason(error)
-    result.quarantine.append({
-        "file": label, "row": row, "field": field_name, "reason": message,
-        "tender_id": str(mapped.get("tender_id", ""))[:200], "title": str(mapped.get("title", ""))[:200],
-    })
-    result.per_file[label].quarantined += 1
 
 
 def _validate_tables(tables: list[tuple[Table, str]], profiles: dict[str, Profile], profile_name: str,
@@ -150,7 +92,7 @@ def validate_files(paths: list[tuple[Path, str]], profiles_path: str = "", profi
     if profile_name and profile_name not in profiles and profile_name not in ocds_profiles:
         get_profile(profile_name, {**profiles, **ocds_profiles})  # raises, naming every profile
     forced_ocds = profile_name if profile_name in ocds_profiles else ""
-    result, by_id = ValidationResult(), {}
+    result, by_id = ValidationResult(), dict[str, int]()
     tables = read_files([(p, d) for p, d in paths if not is_ocds_file(d or p.name)])
     remaining = _validate_tables(tables, profiles, "" if forced_ocds else profile_name, limit, result, by_id)
     ocds_files = [(p, d or p.name) for p, d in paths if is_ocds_file(d or p.name)]

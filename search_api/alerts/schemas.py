@@ -64,7 +64,7 @@ class DeliveryStats(BaseModel):
     last_parked_reason: str = Field("", description="Why the latest parked delivery failed.")
 
 
-SAVED_EXAMPLE = {
+SAVED_EXAMPLE: dict[str, Any] = {
     "id": "ss_3f9c2a7e", "name": "Road works in Sindh over PKR 50M",
     "params": {"q": "road works", "region": "Sindh", "min_value": 50000000, "currency": "PKR"},
     "delivery": "webhook", "webhook_url": "https://hooks.example.org/tenders", "email": None,

@@ -35,7 +35,7 @@ def _resolve(host: str, port: int) -> set[Address]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeWebhookURL(f"host {host!r} does not resolve ({exc})") from None
-    return {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    return {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
 
 
 def database_endpoints(db_urls: Iterable[str | None]) -> set[tuple[Address, int]]:

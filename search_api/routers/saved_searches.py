@@ -15,7 +15,7 @@ import os
 import re
 import secrets
 import uuid
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -40,8 +40,9 @@ router = APIRouter(tags=["saved searches"])
 bearer = HTTPBearer(auto_error=False, description="The owner token returned by your first POST /saved-searches.")
 TOKEN = re.compile(r"^tsk_[A-Za-z0-9_-]{43}$")
 FEED_ENTRIES = 100
-UNAUTHORIZED = {401: {"model": ErrorBody, "description": "No or malformed owner token."}}
-NOT_FOUND = {404: {"model": ErrorBody, "description": "No saved search with this id among yours."}}
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHORIZED: Responses = {401: {"model": ErrorBody, "description": "No or malformed owner token."}}
+NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No saved search with this id among yours."}}
 
 
 def token_hash(token: str) -> str:
@@ -116,7 +117,7 @@ def create(body: SavedSearchIn, services: ServicesDep,
     with services.database.session() as session:
         session.add(search)
         session.commit()
-    return _out(search, SavedSearchCreated, token=token, webhook_secret=search.webhook_secret)
+    return cast(SavedSearchCreated, _out(search, SavedSearchCreated, token=token, webhook_secret=search.webhook_secret))
 
 
 @router.get("/saved-searches", response_model=SavedSearchList, summary="Your saved searches",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -33,7 +33,7 @@ re-ranked list. Each result carries its value in the original currency and in th
 
 With `Accept: text/csv` the same page comes back as CSV (see `GET /search.csv` for exports up to 1,000 rows).
 """
-RESPONSES = {
+RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "Invalid parameters (e.g. q too long, limit 0, malformed date)."},
     503: {"model": ErrorBody, "description": "Chroma or the collection is unavailable, or the model is loading."},
 }

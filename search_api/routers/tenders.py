@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
 
@@ -14,7 +14,7 @@ from search_api.services import Services
 
 router = APIRouter(tags=["tenders"])
 TenderId = Annotated[str, Path(min_length=1, max_length=256, examples=["PK-NHA-2026-1002"])]
-NOT_FOUND = {404: {"model": ErrorBody, "description": "No tender with this id.",
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No tender with this id.",
                    "content": {"application/json": {"example": {
                        "error": "not_found", "detail": "no tender with id 'XX-1'"}}}},
              503: {"model": ErrorBody, "description": "Chroma unavailable, or the model is loading."}}

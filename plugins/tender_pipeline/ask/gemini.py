@@ -109,7 +109,7 @@ class GeminiAsker:
         try:
             response = run_sync(lambda: self._ask_async(prompt, call))
         except (GeminiConfigError, GeminiUnavailableError) as exc:
-            exc.usage = self._settle(call)  # type: ignore[attr-defined]
+            exc.usage = self._settle(call)  # type: ignore[union-attr]
             raise
         return parse_answer(response.text, notice), self._settle(call)
 

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from tender_pipeline.embed.unit_vectors import l2_normalize as l2_normalize  # the backends' helper
 from tender_pipeline.settings import Settings, get_settings
 
 
@@ -29,13 +30,6 @@ class Embedder(Protocol):
     def embed_documents(self, texts: list[str]) -> np.ndarray: ...
 
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
-
-
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Row-wise unit length (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1.0, norms)
 
 
 def build_embedder(settings: Settings) -> Embedder:

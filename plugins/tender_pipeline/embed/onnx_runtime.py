@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tender_pipeline.embed import l2_normalize
+from tender_pipeline.embed.unit_vectors import l2_normalize
 
 MODEL_DIR = Path(__file__).with_name("onnx_model")
 MANIFEST = "manifest.json"

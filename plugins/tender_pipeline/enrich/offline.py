@@ -86,7 +86,7 @@ class OfflineEnricher:
                      for i in missing]
             for i, division in zip(missing, self.classify(texts), strict=True):
                 divisions[i] = division
-        return [self._one(r, d) for r, d in zip(records, divisions, strict=True)]
+        return [self._one(r, d) for r, d in zip(records, divisions, strict=True)]  # type: ignore[arg-type]  # all set
 
     def _one(self, record: TenderRecord, division: Division) -> Enrichment:
         cpv = next((c for c in record.cpv_codes if c.startswith(division.code)), "")

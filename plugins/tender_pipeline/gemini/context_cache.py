@@ -22,6 +22,9 @@ from tender_pipeline.gemini.retry import TRANSPORT_ERRORS, describe_error
 from tender_pipeline.gemini.usage import UsageMeter
 from tender_pipeline.settings import Settings
 
+# a tuple, so that mypy reads the except clauses (it cannot follow a starred tuple there)
+CACHE_ERRORS: tuple[type[BaseException], ...] = (errors.APIError, *TRANSPORT_ERRORS)
+
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +58,7 @@ class InstructionCache:
                     display_name="tender-enrich-instruction",
                 ),
             )
-        except (errors.APIError, *TRANSPORT_ERRORS) as exc:
+        except CACHE_ERRORS as exc:
             log.warning("context cache unavailable (%s); sending the instruction inline", describe_error(exc))
             self.meter.add(context_cache_failures=1)
             return
@@ -88,6 +91,6 @@ class InstructionCache:
         name, self.name = self.name, None
         try:
             await self.client.aio.caches.delete(name=name)
-        except (errors.APIError, *TRANSPORT_ERRORS) as exc:
+        except CACHE_ERRORS as exc:
             log.warning("could not delete context cache %s (%s); it expires by TTL", name, describe_error(exc))
 

@@ -8,7 +8,7 @@ the cached part is billed at the cached rate.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import defaultdict
 from typing import Any
 
 from tender_pipeline.settings import Settings
@@ -26,7 +26,7 @@ class UsageMeter:
             "embed": settings.gemini_price_embed_per_m,
             "storage": settings.gemini_price_cache_storage_per_m_hour,
         }
-        self._counts: Counter[str] = Counter()
+        self._counts: defaultdict[str, float] = defaultdict(float)  # token counts, costs and waits
         self._lock = threading.Lock()
 
     def add(self, **counts: float) -> None:

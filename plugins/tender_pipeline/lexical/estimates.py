@@ -93,8 +93,8 @@ def estimate(f: Filters, searcher, distributions: Distributions) -> int:
         share *= min(min(1.0, searcher.doc_freq("buyer_words", w) / n) for w in buyer_words(f.buyer))
     if (closing := closing_bounds(f)) is not None:
         share *= distributions.of(searcher).closing_share(*closing)
-    if (value := value_bounds(f)) is not None:
-        share *= distributions.of(searcher).value_share(f.value_field, *value)
+    if (bounds := value_bounds(f)) is not None:
+        share *= distributions.of(searcher).value_share(f.value_field, *bounds)
     if f.ids is not None:
         share = min(share, len(f.ids) / n)
     # exclude_corrigendum is taken as passing every notice (corrigenda are a small share): an over-estimate

@@ -36,5 +36,5 @@ def hit_at(s: tantivy.Searcher, score: float, addr) -> Hit:
     """The hit for a document address of ``s``, with its stored card and vector."""
     doc = s.doc(addr)
     raw, vec = doc.get_first("card"), doc.get_first("vec")
-    return Hit(id=doc.get_first("id"), score=float(score), raw=bytes(raw) if raw else b"",
+    return Hit(id=str(doc.get_first("id")), score=float(score), raw=bytes(raw) if raw else b"",
                vec=bytes(vec) if vec else b"", addr=(addr.segment_ord, addr.doc), searcher=s)

@@ -173,7 +173,7 @@ class LexicalIndex:
         query = self.filter_query(filters)
         if query is None:
             return s.num_docs
-        return s.search(query, limit=1, count=True).count
+        return s.search(query, limit=1, count=True).count  # type: ignore[union-attr]  # not in tantivy's stub
 
     def estimate(self, f: Filters, searcher) -> int:
         """About how many notices pass ``f``, at a cost that does not grow with the index (``estimates``).
@@ -211,7 +211,7 @@ class LexicalIndex:
         for start in range(0, len(ids), batch):
             part = ids[start:start + batch]
             got = s.search(tantivy.Query.term_set_query(self.schema, "id", part), limit=len(part), count=False)
-            found.update(s.doc(addr).get_first("id") for _, addr in got.hits)
+            found.update(str(s.doc(addr).get_first("id")) for _, addr in got.hits)
         return [tid for tid in ids if tid not in found]
 
     def cards(self, ids: Sequence[str], searcher=None) -> dict[str, dict[str, Any]]:
@@ -228,7 +228,7 @@ class LexicalIndex:
         query = tantivy.Query.range_query(self.schema, "closing_num", tantivy.FieldType.Integer, 1, closing_before,
                                           include_upper=False)
         got = s.search(query, limit=limit, count=False)
-        return [s.doc(addr).get_first("id") for _, addr in got.hits]
+        return [str(s.doc(addr).get_first("id")) for _, addr in got.hits]
 
     def facets(self) -> dict[str, Any]:
         """Counts per sector / country / procurement type, document count, last ingest (aggregations)."""

@@ -59,7 +59,7 @@ class _Retryable(Exception):
 
 
 def is_api(uri: str | None) -> bool:
-    return bool(uri) and uri.startswith((SCHEME + "http://", SCHEME + "https://"))
+    return uri is not None and uri.startswith((SCHEME + "http://", SCHEME + "https://"))
 
 
 class _When:

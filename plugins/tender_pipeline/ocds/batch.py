@@ -21,7 +21,7 @@ from tender_pipeline.models import TenderRecord
 from tender_pipeline.ocds.group import Group, Spill, date_key
 from tender_pipeline.ocds.profile import OcdsProfile, ProfileChooser
 from tender_pipeline.ocds.reader import read_entries
-from tender_pipeline.validate import FileCounts, ValidationResult, error_reason, keep_valid
+from tender_pipeline.validation_result import FileCounts, ValidationResult, error_reason, keep_valid
 
 log = logging.getLogger(__name__)
 

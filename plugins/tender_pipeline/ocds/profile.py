@@ -70,7 +70,7 @@ class OcdsProfile(Profile):
                 raise ValueError(f"{text!r} is not a valid JMESPath expression: {exc}") from None
         return value
 
-    def _cell(self, row: dict[str, Any], column: str) -> str:  # type: ignore[override]
+    def _cell(self, row: dict[str, Any], column: str) -> str:
         """The value of expression ``column`` in the compiled release ``row``, as text ('' when blank)."""
         value = _expression(column).search(row)
         texts = [t for t in (_text(v) for v in _flat(value)) if t and not self._blank(t)]

@@ -18,7 +18,7 @@ from tender_pipeline.staging.paths import StagePath, location
 
 
 @contextlib.contextmanager
-def writer(path: StagePath | str, mode: str = "w") -> Iterator[IO]:
+def writer(path: StagePath | str, mode: str = "w") -> Iterator[IO[Any]]:
     """Write ``path`` atomically: readers see the old content or the whole new one, never a part.
 
     The body is written to a temp file (beside the target locally, in the
@@ -28,19 +28,21 @@ def writer(path: StagePath | str, mode: str = "w") -> Iterator[IO]:
     path = location(path)
     text = "b" not in mode
     opts: dict[str, Any] = {"encoding": "utf-8", "newline": ""} if text else {}
-    local = isinstance(path, Path)
-    folder, label = (path.parent, "staging") if local else (Path(tempfile.gettempdir()), f"temp folder for {path}")
+    if isinstance(path, Path):
+        folder, label = path.parent, "staging"
+    else:
+        folder, label = Path(tempfile.gettempdir()), f"temp folder for {path}"
     tmp = None
     with write_guard(folder, f"writing {path.name}", label):
         try:
-            if local:
+            if isinstance(path, Path):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
             else:
                 fd, tmp = tempfile.mkstemp(prefix=f"staging-{path.name}.")
             with os.fdopen(fd, "w" + ("" if text else "b"), **opts) as fh:
                 yield fh
-            if local:
+            if isinstance(path, Path):
                 os.replace(tmp, path)
             else:
                 path.store.put_file(Path(tmp), path.uri)

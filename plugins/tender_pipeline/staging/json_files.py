@@ -19,7 +19,7 @@ def read_json(path: StagePath | str) -> Any:
     return json.loads(location(path).read_text("utf-8"))
 
 
-def write_jsonl(path: StagePath | str, rows: Iterable[dict]) -> int:
+def write_jsonl(path: StagePath | str, rows: Iterable[dict[str, Any]]) -> int:
     count = 0
     with writer(path) as fh:
         for row in rows:
@@ -28,7 +28,7 @@ def write_jsonl(path: StagePath | str, rows: Iterable[dict]) -> int:
     return count
 
 
-def read_jsonl(path: StagePath | str) -> Iterator[dict]:
+def read_jsonl(path: StagePath | str) -> Iterator[dict[str, Any]]:
     with location(path).open(encoding="utf-8") as fh:
         for line in fh:
             if line.strip():

@@ -13,13 +13,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 from urllib.parse import urlparse
 
 from tender_pipeline.staging.errors import UnsafeStoreError
 
 
-class _Store:
+class _Store(Protocol):
     """What an object store must do for staging and the ledger."""
 
     def open_read(self, uri: str) -> IO[bytes]: ...
