@@ -107,14 +107,17 @@ def training_set(code_texts: list[str], code_labels: list[str], notices: list[Te
 
 
 def cross_validated(code_texts: list[str], code_labels: list[str], notices: list[TenderRecord],
-                    folds: int = FOLDS) -> tuple[np.ndarray, list[str]]:
-    """Out-of-fold probabilities (notices, divisions) and the division codes of the columns."""
+                    always: list[TenderRecord] | None = None, folds: int = FOLDS) -> tuple[np.ndarray, list[str]]:
+    """Out-of-fold probabilities (notices, divisions) and the division codes of the columns.
+
+    ``always`` are notices in every fold's training set (as the code descriptions are)."""
     from sklearn.model_selection import KFold
 
     classes = sorted(set(code_labels))
     probs = np.zeros((len(notices), len(classes)), dtype=np.float32)
     for train, test in KFold(folds, shuffle=True, random_state=SEED).split(notices):
-        docs, labels, weights = training_set(code_texts, code_labels, [notices[i] for i in train])
+        train_notices = [notices[i] for i in train] + list(always or [])
+        docs, labels, weights = training_set(code_texts, code_labels, train_notices)
         vec, clf = fit(docs, labels, weights)
         p = clf.predict_proba(vec.transform([record_terms(notices[i]) for i in test]))
         probs[np.ix_(test, np.searchsorted(classes, clf.classes_))] = p
