@@ -20,9 +20,19 @@ STOPWORDS = frozenset(
 )
 
 
+def fold(word: str) -> str:
+    """Plural to singular, roughly (``laptops`` → ``laptop``, ``supplies`` → ``supply``): the CPV
+    descriptions name things in the singular or plural as it comes, notices too."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
 def words(text: str) -> list[str]:
-    """Lower-case words of two letters or more, stopwords left out."""
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    """Lower-case words of two letters or more, plurals folded, stopwords left out."""
+    return [fold(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
 def terms(title: str, body: str) -> list[str]:
