@@ -8,7 +8,7 @@ Labelled data (``--data``, default ../shared/data/real):
 - the CPV-coded UK Contracts Finder notices (uk_contracts_finder/notices.csv) and OCDS samples
   (ocds_samples/), read by the pipeline's own validation, labelled with their first code's division.
 The model is a one-vs-rest logistic regression (scikit-learn's SGDClassifier, log loss, fixed seed)
-over TF-IDF words and word pairs (``sector_model.features``), terms seen in two documents or more.
+over TF-IDF words and word pairs (``sector_model.features``); a pair must occur in two documents.
 Notices weigh ``NOTICE_WEIGHT`` times a code description. Cross-validation: 5 folds over the
 notices, the code descriptions always in training, the vocabulary refitted per fold.
 scikit-learn is needed here only; the product reads ``weights.npz`` with numpy.
@@ -35,7 +35,7 @@ from tender_pipeline.sector_model.features import record_terms, terms  # noqa: E
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real"
 NOTICE_WEIGHT = 3.0
-MIN_DF = 2
+MIN_DF = 2  # word pairs seen once are dropped; single words are kept (a CPV item named once still counts)
 ALPHA = 1e-5
 EPOCHS = 15
 SEED = 0
@@ -68,7 +68,7 @@ class Vectorizer:
 
     def __init__(self, docs: list[list[str]], min_df: int = MIN_DF) -> None:
         df = Counter(t for d in docs for t in set(d))
-        self.vocabulary = sorted(t for t, c in df.items() if c >= min_df)
+        self.vocabulary = sorted(t for t, c in df.items() if c >= min_df or " " not in t)
         self.index = {t: i for i, t in enumerate(self.vocabulary)}
         counts = np.array([df[t] for t in self.vocabulary], dtype=np.float64)
         self.idf = (np.log((1 + len(docs)) / (1 + counts)) + 1).astype(np.float32)
