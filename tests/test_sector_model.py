@@ -90,3 +90,15 @@ def test_keywords_are_words_of_the_notice():
     [result] = OfflineEnricher(load_taxonomy()).enrich([lift])
     assert set(result.keywords) == {"lift", "maintenance", "servicing"}  # no hint words padded in
     assert not set(result.keywords) & (hints - {"lift", "maintenance", "servicing"})
+
+
+def test_query_intent_uses_the_same_model_and_only_when_sure():
+    from search_api.intent import SectorIntent
+
+    intent = SectorIntent(None)
+    intent.warm()
+    [guess] = SectorModel().guess_texts(["cleaning services for council offices"])
+    assert guess.code == "90" and guess.confidence >= 0.5
+    assert intent.sector_for("cleaning services for council offices") == load_taxonomy().divisions["90"].label
+    assert SectorModel().guess_texts(["Eskom"])[0].confidence < 0.5
+    assert intent.sector_for("Eskom") is None  # a name says nothing about what is bought
