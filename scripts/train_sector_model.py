@@ -168,6 +168,7 @@ def main() -> int:
         shipped = json.loads((MODEL_DIR / MANIFEST).read_text("utf-8"))["sha256"]
         fresh = json.loads((out / MANIFEST).read_text("utf-8"))["sha256"]
         report["identical_to_shipped"] = shipped == fresh
+        __import__("shutil").rmtree(out)
     print(json.dumps(report))
     return 0 if same_top == 1.0 else 1
 
