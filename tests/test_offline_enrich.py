@@ -73,3 +73,9 @@ def test_fuller_taxonomy_gives_subsectors(tmp_path):
     enricher = OfflineEnricher(load_taxonomy(str(path)), embedder=None)
     [result] = enricher.enrich([TenderRecord(tender_id="1", title="Bridge", cpv_codes="45221111")])
     assert result.subsector == "Works for complete or part construction"
+
+
+def test_classify_gives_the_best_division_of_free_text(enricher):
+    divisions = enricher.classify(["Refuse collection and street sweeping services", "School desks and chairs"])
+    assert [d.code for d in divisions] == ["90", "39"]
+    assert enricher.classify([]) == []

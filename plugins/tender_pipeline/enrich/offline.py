@@ -95,6 +95,12 @@ class OfflineEnricher:
         return {}
 
     # --- classification -------------------------------------------------
+    def classify(self, texts: list[str]) -> list[Division]:
+        """The model's best division per free text (read as a title), however unsure: see ``sectors``."""
+        guesses = self.model.guess_texts(texts, top=1)
+        fallback = self.taxonomy.divisions[min(self.taxonomy.divisions)]
+        return [self.taxonomy.divisions.get(g.code, fallback) for g in guesses]
+
     def sectors(self, records: list[TenderRecord]) -> list[SectorCall]:
         """Each record's sector: its CPV code's division when it has one, else the model's confident guess."""
         calls: list[SectorCall | None] = []
