@@ -10,7 +10,8 @@ true division being the notice's first CPV code's:
   ``SECTOR_MIN_CONFIDENCE``.
 Printed as JSON: top-1 and top-3 division accuracy, coverage (share not Unclassified), accuracy on the
 covered share, top-1 counting Unclassified as wrong, the 10 most common confusions (true → predicted),
-a threshold sweep for the model, and the model's milliseconds per notice. Without the data folder it
+a threshold sweep for the model, the same read from each notice's title alone (``new_title_only``: how a
+source that publishes only short titles fares), and the model's milliseconds per notice. Without the data folder it
 says so and exits 0.
 
     .venv/bin/python bench/enrich_quality.py
@@ -95,6 +96,10 @@ def main() -> int:
     out["new"] = figures(truth, ranked, confidence, threshold)
     out["new"]["any_code_top1"] = round(float(np.mean(
         [r[0] in {c[:2] for c in n.cpv_codes} for r, n in zip(ranked, uk, strict=True)])), 3)
+    probs_t, _ = train.cross_validated(code_texts, code_labels, uk, always=others, title_only=True)
+    order_t = np.argsort(-probs_t, axis=1, kind="stable")
+    out["new_title_only"] = figures(truth, [[classes[k] for k in row[:3]] for row in order_t],
+                                    probs_t.max(axis=1), threshold)
     out["new_sweep"] = [{k: v for k, v in figures(truth, ranked, confidence, t).items() if k != "confusions"}
                         | {"threshold": t} for t in SWEEP]
 

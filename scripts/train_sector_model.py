@@ -9,8 +9,10 @@ Labelled data (``--data``, default ../shared/data/real):
   (ocds_samples/), read by the pipeline's own validation, labelled with their first code's division.
 The model is a one-vs-rest logistic regression (scikit-learn's SGDClassifier, log loss, fixed seed)
 over TF-IDF words and word pairs (``sector_model.features``); a pair must occur in two documents.
-Notices weigh ``NOTICE_WEIGHT`` times a code description. Cross-validation: 5 folds over the
-notices, the code descriptions always in training, the vocabulary refitted per fold.
+Notices weigh ``NOTICE_WEIGHT`` times a code description, and each notice's title is added once more
+alone (weight 1), so a source that publishes only a short title is read as well as one with a long
+description. Cross-validation: 5 folds over the notices, the code descriptions always in training, the
+vocabulary refitted per fold.
 scikit-learn is needed here only; the product reads ``weights.npz`` with numpy.
 """
 
@@ -35,6 +37,7 @@ from tender_pipeline.sector_model.features import record_terms, terms  # noqa: E
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real"
 NOTICE_WEIGHT = 3.0
+TITLE_ONLY_WEIGHT = 1.0
 MIN_DF = 2  # word pairs seen once are dropped; single words are kept (a CPV item named once still counts)
 ALPHA = 1e-5
 EPOCHS = 15
@@ -100,17 +103,21 @@ def fit(docs: list[list[str]], labels: list[str], weights: np.ndarray):
 
 
 def training_set(code_texts: list[str], code_labels: list[str], notices: list[TenderRecord]):
-    docs = [terms(t, "") for t in code_texts] + [record_terms(r) for r in notices]
-    labels = list(code_labels) + [label(r) for r in notices]
-    weights = np.r_[np.ones(len(code_texts)), np.full(len(notices), NOTICE_WEIGHT)]
+    docs = [terms(t, "") for t in code_texts] + [record_terms(r) for r in notices] + [terms(r.title, "")
+                                                                                      for r in notices]
+    labels = list(code_labels) + [label(r) for r in notices] * 2
+    weights = np.r_[np.ones(len(code_texts)), np.full(len(notices), NOTICE_WEIGHT),
+                    np.full(len(notices), TITLE_ONLY_WEIGHT)]
     return docs, labels, weights
 
 
 def cross_validated(code_texts: list[str], code_labels: list[str], notices: list[TenderRecord],
-                    always: list[TenderRecord] | None = None, folds: int = FOLDS) -> tuple[np.ndarray, list[str]]:
+                    always: list[TenderRecord] | None = None, folds: int = FOLDS,
+                    title_only: bool = False) -> tuple[np.ndarray, list[str]]:
     """Out-of-fold probabilities (notices, divisions) and the division codes of the columns.
 
-    ``always`` are notices in every fold's training set (as the code descriptions are)."""
+    ``always`` are notices in every fold's training set (as the code descriptions are); with
+    ``title_only`` the held-out notices are read from their title alone (a short-title source)."""
     from sklearn.model_selection import KFold
 
     classes = sorted(set(code_labels))
@@ -119,7 +126,8 @@ def cross_validated(code_texts: list[str], code_labels: list[str], notices: list
         train_notices = [notices[i] for i in train] + list(always or [])
         docs, labels, weights = training_set(code_texts, code_labels, train_notices)
         vec, clf = fit(docs, labels, weights)
-        p = clf.predict_proba(vec.transform([record_terms(notices[i]) for i in test]))
+        read = (lambda r: terms(r.title, "")) if title_only else record_terms
+        p = clf.predict_proba(vec.transform([read(notices[i]) for i in test]))
         probs[np.ix_(test, np.searchsorted(classes, clf.classes_))] = p
     return probs, classes
 
@@ -153,7 +161,8 @@ def main() -> int:
     from sklearn import __version__ as sklearn_version
 
     info = {"trained_on": {"cpv_code_descriptions": len(code_texts), "notices": len(notices)},
-            "notice_weight": NOTICE_WEIGHT, "min_df": MIN_DF, "alpha": ALPHA, "epochs": EPOCHS, "seed": SEED,
+            "notice_weight": NOTICE_WEIGHT, "title_only_weight": TITLE_ONLY_WEIGHT,
+            "min_df": MIN_DF, "alpha": ALPHA, "epochs": EPOCHS, "seed": SEED,
             "built_with": {"scikit-learn": sklearn_version, "numpy": np.__version__}}
     out = args.out if not args.check else Path(__import__("tempfile").mkdtemp(prefix="sector-model-"))
     write_model(out, vec, clf, info)
