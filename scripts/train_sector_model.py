@@ -5,6 +5,8 @@
 
 Labelled data (``--data``, default ../shared/data/real):
 - the 9,454 CPV 2008 code descriptions (cpv/cpv_en.json), each labelled with its division;
+- each hint word of the shipped divisions (tender_pipeline/data/cpv_divisions.json: "medicines" for 33,
+  "landscaping" for 77), words buyers use that the CPV labels lack, as one-word documents;
 - the CPV-coded UK Contracts Finder notices (uk_contracts_finder/notices.csv) and OCDS samples
   (ocds_samples/), read by the pipeline's own validation, labelled with their first code's division.
 The model is a one-vs-rest logistic regression (scikit-learn's SGDClassifier, log loss, fixed seed)
@@ -38,6 +40,7 @@ from tender_pipeline.sector_model.features import record_terms, terms  # noqa: E
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real"
 NOTICE_WEIGHT = 3.0
 TITLE_ONLY_WEIGHT = 1.0
+HINT_WEIGHT = 2.0
 MIN_DF = 2  # word pairs seen once are dropped; single words are kept (a CPV item named once still counts)
 ALPHA = 1e-5
 EPOCHS = 15
@@ -102,11 +105,22 @@ def fit(docs: list[list[str]], labels: list[str], weights: np.ndarray):
     return vec, clf
 
 
+def hint_words() -> list[tuple[str, str]]:
+    """(word, division) for every hint word of the shipped divisions."""
+    from tender_pipeline.taxonomy import load_taxonomy
+
+    return [(w, d.code) for d in load_taxonomy("").divisions.values() for w in d.hints.split()]
+
+
 def training_set(code_texts: list[str], code_labels: list[str], notices: list[TenderRecord]):
+    hints = hint_words()
+    code_texts = list(code_texts) + [w for w, _ in hints]
+    code_labels = list(code_labels) + [c for _, c in hints]
     docs = [terms(t, "") for t in code_texts] + [record_terms(r) for r in notices] + [terms(r.title, "")
                                                                                       for r in notices]
     labels = list(code_labels) + [label(r) for r in notices] * 2
-    weights = np.r_[np.ones(len(code_texts)), np.full(len(notices), NOTICE_WEIGHT),
+    weights = np.r_[np.ones(len(code_texts) - len(hints)), np.full(len(hints), HINT_WEIGHT),
+                    np.full(len(notices), NOTICE_WEIGHT),
                     np.full(len(notices), TITLE_ONLY_WEIGHT)]
     return docs, labels, weights
 
@@ -161,7 +175,7 @@ def main() -> int:
     from sklearn import __version__ as sklearn_version
 
     info = {"trained_on": {"cpv_code_descriptions": len(code_texts), "notices": len(notices)},
-            "notice_weight": NOTICE_WEIGHT, "title_only_weight": TITLE_ONLY_WEIGHT,
+            "notice_weight": NOTICE_WEIGHT, "title_only_weight": TITLE_ONLY_WEIGHT, "hint_weight": HINT_WEIGHT,
             "min_df": MIN_DF, "alpha": ALPHA, "epochs": EPOCHS, "seed": SEED,
             "built_with": {"scikit-learn": sklearn_version, "numpy": np.__version__}}
     out = args.out if not args.check else Path(__import__("tempfile").mkdtemp(prefix="sector-model-"))
