@@ -19,7 +19,7 @@ from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Division, Taxonomy, load_taxonomy
 
 UNCLASSIFIED = "Unclassified"
-DEFAULT_MIN_CONFIDENCE = 0.35
+DEFAULT_MIN_CONFIDENCE = 0.3  # Settings.sector_min_confidence
 
 CORRIGENDUM = re.compile(
     r"\b(corrigend\w*|addend\w*|amendment|amended|erratum|errata|revised (?:notice|tender|date)|"
