@@ -3,7 +3,7 @@
 Tests (and ``bench/gemini_cost.py``) point the real SDK at it through
 ``GEMINI_BASE_URL``, so every call is a real round trip: requests are parsed,
 answers are built from what was asked (record ids found in the prompt, the
-sector enum from ``responseJsonSchema``, the requested embedding size), and
+sector-code enum from ``responseJsonSchema``, the requested embedding size), and
 failures are scripted per endpoint.
 
     with FakeGemini() as fake:
@@ -61,7 +61,7 @@ class Drop:
 
 @dataclass(frozen=True)
 class BadSector:
-    """Answer these ids with a sector that is not in the taxonomy."""
+    """Answer these ids with a sector code that is not in the taxonomy's enum."""
 
     ids: frozenset[str] = frozenset()
 
@@ -221,7 +221,7 @@ class FakeGemini:
             return self._ask(entry, system, user)
         ids = [json.loads(m) for m in _ID.findall(user)]
         entry.record_ids = ids
-        sectors = _find_enum(schema, "sector") or ["Unknown"]
+        codes = _find_enum(schema, "sector_code") or ["00"]
         types_ = _find_enum(schema, "procurement_type") or ["Services"]
 
         fault = self._next_fault("generate")
@@ -251,7 +251,8 @@ class FakeGemini:
                 items.append({
                     "tender_id": tid,
                     "summary": f"Summary of tender {tid}",
-                    "sector": "Not a real sector" if invalid else sectors[h % len(sectors)],
+                    "sector_code": "99" if invalid else codes[h % len(codes)],
+                    "sector_confidence": 0.9,
                     "subsector": "",
                     "procurement_type": types_[h % len(types_)],
                     "keywords": ["alpha", "beta", tid.lower()],

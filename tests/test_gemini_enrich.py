@@ -73,7 +73,8 @@ def test_requests_carry_schema_and_cached_taxonomy_instruction(fake, tmp_path):
         config = entry.body["generationConfig"]
         assert config["responseMimeType"] == "application/json"
         item = config["responseJsonSchema"]["properties"]["items"]["items"]
-        assert set(item["properties"]["sector"]["enum"]) == LABELS
+        assert set(item["properties"]["sector_code"]["enum"]) == set(TAXONOMY.divisions)
+        assert "sector" not in item["properties"]  # the label is looked up, never copied from the answer
         assert "enrichment_source" not in item["properties"]  # the model never claims its own provenance
         assert entry.body["cachedContent"] == "cachedContents/c1"
         assert "systemInstruction" not in entry.body
@@ -152,20 +153,44 @@ def test_malformed_json_triggers_per_record_retry(fake, tmp_path):
     assert enricher.usage()["record_retries"] == 4
 
 
-def test_missing_and_invalid_records_are_retried_alone_then_fall_back(fake, tmp_path):
+def test_missing_records_are_retried_alone_and_off_list_sectors_take_the_offline_answer(fake, tmp_path, caplog):
     enricher = make(fake, tmp_path, gemini_enrich_batch_size=10)
     recs = records(10)
+    recs[3] = TenderRecord(tender_id="T-3", title="Home to school transport for pupils by taxi and minibus")
     fake.script("generate", Drop(ids=frozenset({"T-5"})))
-    fake.per_record["T-3"] = BadSector()  # always answered with an invalid sector
-    out = enricher.enrich(recs)
+    fake.per_record["T-3"] = BadSector()  # always answered with a sector code outside the enum
+    with caplog.at_level("WARNING"):
+        out = enricher.enrich(recs)
 
     by_id = {e.tender_id: e for e in out}
     assert by_id["T-5"].enrichment_source == "gemini"  # missing once, then answered alone
-    assert by_id["T-3"].enrichment_source == "fallback"  # invalid twice: offline, and says so
-    assert by_id["T-3"].sector in LABELS
+    offline = OfflineEnricher(TAXONOMY).enrich([recs[3]])[0]
+    assert by_id["T-3"].enrichment_source == "gemini" and by_id["T-3"].summary == "Summary of tender T-3"
+    assert (by_id["T-3"].sector, by_id["T-3"].sector_code) == (offline.sector, offline.sector_code) \
+        == (TAXONOMY.divisions["60"].label, "60")  # the offline classifier's answer, never "99"
+    assert "outside the taxonomy" in caplog.text and "T-3" in caplog.text
+    assert enricher.usage()["off_list_sectors"] == 1
     assert [e.tender_id for e in out] == [r.tender_id for r in recs]
     alone = sorted(entry.record_ids[0] for entry in fake.log("generate")[1:])
-    assert alone == ["T-3", "T-5"]
+    assert alone == ["T-5"]  # an off-list code costs no second request
+
+
+def test_off_list_sector_on_a_vague_notice_is_unclassified(fake, tmp_path):
+    enricher = make(fake, tmp_path)
+    fake.per_record["V"] = BadSector()
+    [out] = enricher.enrich([TenderRecord(tender_id="V", title="Lot 3", description="See the attached documents.")])
+    assert (out.sector, out.sector_code) == ("Unclassified", "") and out.enrichment_source == "gemini"
+
+
+def test_answers_carry_codes_confidence_and_the_cpv_division_wins(fake, tmp_path):
+    low = make(fake, tmp_path, sector_min_confidence=0.95)  # the fake answers 0.9
+    recs = [r.model_copy(update={"cpv_codes": []}) for r in records(4)]
+    recs[0] = TenderRecord(tender_id="T-0", title="Anything", cpv_codes="45233140-2")
+    out = low.enrich(recs)
+    assert (out[0].sector_code, out[0].sector_confidence, out[0].sector) == ("45", 1.0, "Construction work")
+    assert all((e.sector, e.sector_code, e.sector_confidence) == ("Unclassified", "", 0.9) for e in out[1:])
+    sure = make(fake, tmp_path / "sure").enrich([r.model_copy(update={"cpv_codes": []}) for r in records(4)])
+    assert all(e.sector == TAXONOMY.divisions[e.sector_code].label and e.sector_confidence == 0.9 for e in sure)
 
 
 def test_cache_means_retries_and_backfills_do_not_pay_twice(fake, tmp_path):

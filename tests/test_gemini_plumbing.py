@@ -24,7 +24,8 @@ from tender_pipeline.taxonomy import load_taxonomy
 
 TAXONOMY = load_taxonomy("")
 LABELS = frozenset(d.label for d in TAXONOMY.divisions.values())
-SECTOR = sorted(LABELS)[0]
+DIVISIONS = {code: d.label for code, d in TAXONOMY.divisions.items()}
+CODE = sorted(DIVISIONS)[0]
 
 
 class _Response:
@@ -144,7 +145,8 @@ def test_cache_key_changes_with_content_model_and_prompt():
 # --- prompt ------------------------------------------------------------
 def test_schema_comes_from_the_enrichment_model_with_taxonomy_sectors():
     item = response_schema(TAXONOMY)["properties"]["items"]["items"]
-    assert set(item["properties"]["sector"]["enum"]) == LABELS
+    assert item["properties"]["sector_code"]["enum"] == sorted(TAXONOMY.divisions)
+    assert item["properties"]["sector_confidence"]["type"] == "number" and "sector" not in item["properties"]
     assert set(item["properties"]["procurement_type"]["enum"]) == {"Works", "Supply", "Services"}
     assert "enrichment_source" not in item["properties"] and "tender_id" in item["required"]
     assert "title" not in json.dumps(item)
@@ -158,7 +160,8 @@ def test_user_prompt_truncates_long_descriptions():
 
 
 def _item(tid: str, **extra: object) -> dict:
-    return {"tender_id": tid, "summary": "s", "sector": SECTOR, "subsector": "", "procurement_type": "Supply",
+    return {"tender_id": tid, "summary": "s", "sector_code": CODE, "sector_confidence": 0.8, "subsector": "",
+            "procurement_type": "Supply",
             "keywords": ["a"], "is_corrigendum": False, **extra}
 
 
@@ -166,17 +169,21 @@ def test_parse_batch_keeps_only_valid_expected_items():
     text = json.dumps({"items": [
         _item("A", keywords=[f"k{i}" for i in range(20)], enrichment_source="local"),
         _item("A", summary="duplicate"),
-        _item("B", sector="Made-up sector"),
+        _item("B", sector_code="99"),  # off the list: kept, Unclassified, reported
         _item("C", procurement_type="Leasing"),
+        _item("E", sector_confidence=0.2),  # below the threshold: Unclassified, confidence kept
         _item("Z"),  # not asked for
         "garbage",
     ]})
-    found = parse_batch(text, ["A", "B", "C", "D"], LABELS)
-    assert set(found) == {"A"}
+    found, off_list = parse_batch(text, ["A", "B", "C", "D", "E"], DIVISIONS, min_confidence=0.35)
+    assert set(found) == {"A", "B", "E"} and off_list == {"B"}
     assert found["A"].summary == "s" and len(found["A"].keywords) == 12
+    assert (found["A"].sector, found["A"].sector_code, found["A"].sector_confidence) == (DIVISIONS[CODE], CODE, 0.8)
     assert found["A"].enrichment_source == "gemini"
-    assert parse_batch('{"items": [', ["A"], LABELS) == {}
-    assert parse_batch(None, ["A"], LABELS) == {}
+    assert (found["B"].sector, found["B"].sector_code) == ("Unclassified", "")
+    assert (found["E"].sector, found["E"].sector_code, found["E"].sector_confidence) == ("Unclassified", "", 0.2)
+    assert parse_batch('{"items": [', ["A"], DIVISIONS) == ({}, set())
+    assert parse_batch(None, ["A"], DIVISIONS) == ({}, set())
 
 
 # --- usage -------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Score texts against the taxonomy's divisions: one scorer for the enricher and the search intent.
+"""The division scorer the offline enricher and the search intent used before the sector model.
 
 A division's score is the cosine between the text and ``"label: hints"`` plus
-a bonus per hint word the text contains (capped at three), so both the
-offline enricher and the query-intent step rank sectors the same way.
+a bonus per hint word the text contains (capped at three). Kept as the baseline
+``bench/enrich_quality.py`` compares the shipped sector model
+(``tender_pipeline.sector_model``) against; nothing in the product uses it.
 """
 
 from __future__ import annotations

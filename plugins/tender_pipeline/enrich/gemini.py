@@ -4,8 +4,10 @@ Flow for ``enrich(records)``:
 1. look every record up in the persistent cache (content hash + model + prompt version);
 2. send the rest in batches of ``GEMINI_ENRICH_BATCH_SIZE`` over a bounded-concurrency
    async client, each request within the RPM/TPM budgets and retried on 408/429/5xx;
-3. validate every answer item (known id, taxonomy sector, schema); ids missing or
-   invalid in an answer are asked again alone;
+3. validate every answer item (known id, schema); ids missing or invalid in an answer
+   are asked again alone. The sector is a division code from an enum: a code off the list
+   takes the offline classifier's answer (or Unclassified) and is logged; a code below
+   ``SECTOR_MIN_CONFIDENCE`` is Unclassified; a record's own CPV division always wins;
 4. whatever is still missing is filled by the offline enricher and marked
    ``enrichment_source="fallback"``, never dropped and never passed off as Gemini's.
 Only Gemini's own valid answers are cached, so a later run retries the fallbacks.
@@ -67,7 +69,7 @@ class GeminiEnricher:
         self.settings = settings
         self.model = settings.gemini_enrich_model
         self.taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path)
-        self.labels = frozenset(d.label for d in self.taxonomy.divisions.values())
+        self.divisions = {code: d.label for code, d in self.taxonomy.divisions.items()}
         self.instruction = system_instruction(self.taxonomy)
         self.schema = response_schema(self.taxonomy)
         self.prompt_version = prompt_version(self.taxonomy)
@@ -107,6 +109,11 @@ class GeminiEnricher:
             else:
                 out.append(None)
                 missing.append(i)
+        for i, record in enumerate(records):
+            division = next((d for d in map(self.taxonomy.division_of, record.cpv_codes) if d), None)
+            if division is not None and out[i] is not None:  # the notice's own CPV code is certain
+                out[i] = out[i].model_copy(update={"sector": division.label, "sector_code": division.code,
+                                                   "sector_confidence": 1.0})
         if missing:
             filled = self._fallback_enricher().enrich([records[i] for i in missing])
             for i, enrichment in zip(missing, filled, strict=True):
@@ -119,6 +126,18 @@ class GeminiEnricher:
                  len(records), sum(k in hits for k in keys), len(records) - len(missing)
                  - sum(k in hits for k in keys), len(missing))
         return [e for e in out if e is not None]
+
+    def _offline_sectors(self, found: dict[str, Enrichment], records: list[TenderRecord]) -> None:
+        """Answers whose sector code was off the list take the offline classifier's sector (or Unclassified)."""
+        calls = self._fallback_enricher().sectors(records)
+        for record, call in zip(records, calls, strict=True):
+            division = call.division
+            found[record.tender_id] = found[record.tender_id].model_copy(update={
+                "sector": division.label if division else "Unclassified",
+                "sector_code": division.code if division else "", "sector_confidence": round(call.confidence, 4)})
+        self.meter.add(off_list_sectors=len(records))
+        log.warning("gemini answered %d sector code(s) outside the taxonomy; used the offline classifier: %s",
+                    len(records), ", ".join(r.tender_id for r in records[:10]))
 
     def _fallback_enricher(self):
         if self._fallback is None:
@@ -168,7 +187,10 @@ class GeminiEnricher:
         if failure is not None:  # outside the semaphore: handling may ask again
             return await self._on_api_error(run, batch, failure, last_try)
         run.consecutive_failures = 0
-        found = parse_batch(response.text, [r.tender_id for _, r in batch], self.labels)
+        found, off_list = parse_batch(response.text, [r.tender_id for _, r in batch], self.divisions,
+                                      self.settings.sector_min_confidence)
+        if off_list:
+            self._offline_sectors(found, [r for _, r in batch if r.tender_id in off_list])
         got = {key: found[r.tender_id] for key, r in batch if r.tender_id in found}
         run.results.update(got)
         self.cache.put_many({k: e.model_dump_json() for k, e in got.items()}, self.model, self.prompt_version)

@@ -1,19 +1,25 @@
-"""Offline enrichment from the CPV taxonomy, simple rules and local embeddings.
+"""Offline enrichment from the CPV taxonomy, the shipped sector model and simple rules.
 
-Sector comes from the record's CPV codes when present; otherwise the title is
-classified by cosine similarity to each division's label and hint terms, with
-a bonus for hint words that literally occur. It costs nothing and never calls out.
+Sector comes from the record's CPV codes when present (confidence 1); otherwise
+the shipped linear model (``tender_pipeline.sector_model``) reads the title,
+category and the start of the description, and a guess below
+``SECTOR_MIN_CONFIDENCE`` is ``Unclassified``. Keywords are the notice's own
+words. It costs nothing, is deterministic and never calls out.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from dataclasses import dataclass
 
-from tender_pipeline.embed import Embedder
 from tender_pipeline.models import Enrichment, TenderRecord
-from tender_pipeline.sector_scores import DivisionScorer
+from tender_pipeline.sector_model import SectorModel, get_sector_model
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Division, Taxonomy, load_taxonomy
+
+UNCLASSIFIED = "Unclassified"
+DEFAULT_MIN_CONFIDENCE = 0.3  # Settings.sector_min_confidence
 
 CORRIGENDUM = re.compile(
     r"\b(corrigend\w*|addend\w*|amendment|amended|erratum|errata|revised (?:notice|tender|date)|"
@@ -31,6 +37,14 @@ STOPWORDS = frozenset(
     "tender tenders bid bids invitation procurement request quotation quotations rfq rfp notice "
     "services service works work goods various other related including inc ltd via into per".split()
 )
+# description boilerplate that says nothing about what is bought (keywords only; the model learns its own weights)
+_BOILERPLATE = frozenset(
+    "will must shall should would can may our their your you they them has have been also any all within which "
+    "who what when where there here these those such its more than not new contract contracts council authority "
+    "opportunity opportunities suppliers supplier required requirement requirements please interested deliver "
+    "delivery provide provider providers organisation organisations period years year month months date time "
+    "ensure through about following include includes based https http www com gov org net".split()
+)
 
 
 def _tokens(text: str) -> list[str]:
@@ -46,60 +60,79 @@ def _explicit_type(record: TenderRecord) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SectorCall:
+    """The sector decided for one record: a division, or None when Unclassified, and how sure."""
+
+    division: Division | None
+    confidence: float
+    guess: Division | None  # the model's best division even when not confident (for the procurement type)
+
+
 class OfflineEnricher:
     """Deterministic enricher: same record in, same enrichment out."""
 
     name = "local"
 
-    def __init__(self, taxonomy: Taxonomy, embedder: Embedder | None = None) -> None:
+    def __init__(self, taxonomy: Taxonomy, embedder: object | None = None, *,
+                 min_confidence: float = DEFAULT_MIN_CONFIDENCE, model: SectorModel | None = None) -> None:
+        """``embedder`` is accepted for older callers and unused: the sector model reads words, not vectors."""
         self.taxonomy = taxonomy
-        self._scorer = DivisionScorer(taxonomy, embedder, _tokens)
+        self.min_confidence = min_confidence
+        self._model = model
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OfflineEnricher:
-        from tender_pipeline.embed import get_embedder
+        return cls(load_taxonomy(settings.taxonomy_path), min_confidence=settings.sector_min_confidence)
 
-        local = settings.model_copy(update={"embed_backend": "local"})
-        return cls(load_taxonomy(settings.taxonomy_path), get_embedder(local))
+    @property
+    def model(self) -> SectorModel:
+        if self._model is None:
+            self._model = get_sector_model()
+        return self._model
 
     def usage(self) -> dict[str, float]:
         return {}
 
     # --- classification -------------------------------------------------
     def classify(self, texts: list[str]) -> list[Division]:
-        """Best division per text: embedding similarity plus a bonus per matching hint word."""
-        if not texts:
-            return []
-        scores = self._scorer.scores(texts)
-        return [self._scorer.divisions[int(k)] for k in scores.argmax(axis=1)]
+        """The model's best division per free text (read as a title), however unsure: see ``sectors``."""
+        guesses = self.model.guess_texts(texts, top=1)
+        fallback = self.taxonomy.divisions[min(self.taxonomy.divisions)]
+        return [self.taxonomy.divisions.get(g.code, fallback) for g in guesses]
+
+    def sectors(self, records: list[TenderRecord]) -> list[SectorCall]:
+        """Each record's sector: its CPV code's division when it has one, else the model's confident guess."""
+        calls: list[SectorCall | None] = []
+        for record in records:
+            found = next((d for d in map(self.taxonomy.division_of, record.cpv_codes) if d), None)
+            calls.append(SectorCall(found, 1.0, found) if found else None)
+        missing = [i for i, c in enumerate(calls) if c is None]
+        for i, guess in zip(missing, self.model.guess_records([records[i] for i in missing], top=1), strict=True):
+            division = self.taxonomy.divisions.get(guess.code)
+            sure = division is not None and guess.confidence >= self.min_confidence
+            calls[i] = SectorCall(division if sure else None, guess.confidence, division)
+        return [c for c in calls if c is not None]
 
     # --- enrichment -----------------------------------------------------
     def enrich(self, records: list[TenderRecord]) -> list[Enrichment]:
-        divisions: list[Division | None] = []
-        for record in records:
-            found = next((self.taxonomy.division_of(c) for c in record.cpv_codes
-                          if self.taxonomy.division_of(c)), None)
-            divisions.append(found)
-        missing = [i for i, d in enumerate(divisions) if d is None]
-        if missing:
-            texts = [f"{records[i].title}. {records[i].category}. {records[i].description[:200]}"
-                     for i in missing]
-            for i, division in zip(missing, self.classify(texts), strict=True):
-                divisions[i] = division
-        return [self._one(r, d) for r, d in zip(records, divisions, strict=True)]  # type: ignore[arg-type]  # all set
+        return [self._one(r, c) for r, c in zip(records, self.sectors(records), strict=True)]
 
-    def _one(self, record: TenderRecord, division: Division) -> Enrichment:
-        cpv = next((c for c in record.cpv_codes if c.startswith(division.code)), "")
+    def _one(self, record: TenderRecord, call: SectorCall) -> Enrichment:
+        division = call.division
+        cpv = next((c for c in record.cpv_codes if division and c.startswith(division.code)), "")
         subsector = self.taxonomy.subsector_of(cpv) if cpv else ""
-        procurement_type = _explicit_type(record) or division.procurement_type
+        procurement_type = _explicit_type(record) or (call.guess.procurement_type if call.guess else "Services")
         text = " ".join((record.title, record.notice_type, record.description[:400]))
         return Enrichment(
             tender_id=record.tender_id,
             summary=summarize(record, procurement_type),
-            sector=division.label,
+            sector=division.label if division else UNCLASSIFIED,
             subsector=subsector,
+            sector_code=division.code if division else "",
+            sector_confidence=round(min(max(call.confidence, 0.0), 1.0), 4),
             procurement_type=procurement_type,
-            keywords=keywords(record, division),
+            keywords=keywords(record),
             is_corrigendum=bool(CORRIGENDUM.search(text)),
             enrichment_source="local",
         )
@@ -118,11 +151,11 @@ def summarize(record: TenderRecord, procurement_type: str) -> str:
     return line if len(line) <= 240 else line[:237].rstrip() + "…"
 
 
-def keywords(record: TenderRecord, division: Division, limit: int = 12) -> list[str]:
-    """Title terms first, then the division's hint terms as search expansion."""
-    seen: dict[str, None] = {}
-    for token in _tokens(record.title) + _tokens(division.hints):
+def keywords(record: TenderRecord, limit: int = 12) -> list[str]:
+    """The notice's own words: the title's first, then the description's most repeated (never a hint list)."""
+    seen: dict[str, None] = dict.fromkeys(t for t in _tokens(record.title) if t.isalpha())
+    rest = Counter(t for t in _tokens(f"{record.category} {record.description[:1500]}")
+                   if t.isalpha() and t not in _BOILERPLATE)
+    for token, _ in sorted(rest.items(), key=lambda kv: -kv[1]):  # stable: ties keep text order
         seen.setdefault(token, None)
-        if len(seen) >= limit:
-            break
-    return list(seen)
+    return list(seen)[:limit]

@@ -1,0 +1,120 @@
+"""The shipped sector classifier: a linear model over a notice's words and word pairs, numpy only.
+
+``scripts/train_sector_model.py`` fits it (scikit-learn, at training time only)
+on the 9,454 CPV code descriptions and CPV-coded notices, and writes
+``weights.npz`` (vocabulary, IDF, float16 weights) and ``manifest.json`` (the
+file's sha256, the training data and the cross-validated figures) into this
+folder. Inference is a TF-IDF row times the weights, one sigmoid per division,
+normalised to sum to 1: deterministic, a few microseconds a notice, no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tender_pipeline.models import TenderRecord
+from tender_pipeline.sector_model.features import record_terms, terms
+
+MODEL_DIR = Path(__file__).resolve().parent
+MANIFEST = "manifest.json"
+
+
+class SectorModelError(RuntimeError):
+    """The model folder is missing a file or a file's checksum differs from the manifest."""
+
+
+@dataclass(frozen=True)
+class SectorGuess:
+    """The best divisions for one text, most likely first, with their probabilities."""
+
+    codes: tuple[str, ...]
+    probabilities: tuple[float, ...]
+
+    @property
+    def code(self) -> str:
+        return self.codes[0]
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[0]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_manifest(model_dir: Path = MODEL_DIR) -> dict:
+    """The manifest, after checking every file it lists against its sha256."""
+    path = model_dir / MANIFEST
+    if not path.is_file():
+        raise SectorModelError(f"{path}: missing; build it with scripts/train_sector_model.py")
+    manifest = json.loads(path.read_text("utf-8"))
+    for name, expected in manifest["sha256"].items():
+        file = model_dir / name
+        if not file.is_file():
+            raise SectorModelError(f"{file}: missing; rebuild with scripts/train_sector_model.py")
+        if _sha256(file) != expected:
+            raise SectorModelError(f"{file}: sha256 differs from {path}; rebuild with scripts/train_sector_model.py")
+    return manifest
+
+
+class SectorModel:
+    """Division probabilities for notices or short texts (queries)."""
+
+    def __init__(self, model_dir: Path = MODEL_DIR) -> None:
+        self.manifest = read_manifest(model_dir)
+        with np.load(model_dir / self.manifest["weights"], allow_pickle=False) as data:
+            vocabulary = [str(t) for t in data["vocabulary"]]
+            self._idf = data["idf"].astype(np.float32)
+            self._weights = data["coef"].astype(np.float32)  # (terms, divisions), float16 on disk
+            self._bias = data["intercept"].astype(np.float32)
+            self.codes: tuple[str, ...] = tuple(str(c) for c in data["classes"])
+        self._index = {t: i for i, t in enumerate(vocabulary)}
+
+    def probabilities(self, term_lists: list[list[str]]) -> np.ndarray:
+        """(texts, divisions) probabilities, columns in ``self.codes`` order."""
+        out = np.empty((len(term_lists), len(self.codes)), dtype=np.float32)
+        for row, found in enumerate(term_lists):
+            counts = Counter(t for t in found if t in self._index)
+            z = self._bias.copy()
+            if counts:
+                idx = np.fromiter((self._index[t] for t in counts), dtype=np.int64, count=len(counts))
+                tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+                value = (1.0 + np.log(tf)) * self._idf[idx]
+                value /= np.linalg.norm(value)
+                z += value @ self._weights[idx]
+            p = 1.0 / (1.0 + np.exp(-z))  # one-vs-rest log-loss heads, normalised as scikit-learn does
+            out[row] = p / p.sum()
+        return out
+
+    def guess(self, term_lists: list[list[str]], top: int = 3) -> list[SectorGuess]:
+        probs = self.probabilities(term_lists)
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+        return [SectorGuess(tuple(self.codes[k] for k in row), tuple(round(float(p[k]), 4) for k in row))
+                for p, row in zip(probs, order, strict=True)]
+
+    def guess_records(self, records: list[TenderRecord], top: int = 3) -> list[SectorGuess]:
+        return self.guess([record_terms(r) for r in records], top)
+
+    def guess_texts(self, texts: list[str], top: int = 3) -> list[SectorGuess]:
+        """Short texts such as queries, read as titles."""
+        return self.guess([terms(t, "") for t in texts], top)
+
+
+_LOCK = threading.Lock()
+_LOADED: dict[Path, SectorModel] = {}
+
+
+def get_sector_model(model_dir: Path = MODEL_DIR) -> SectorModel:
+    """One loaded model per folder and process (the checksums are checked once)."""
+    with _LOCK:
+        if model_dir not in _LOADED:
+            _LOADED[model_dir] = SectorModel(model_dir)
+        return _LOADED[model_dir]

@@ -1,0 +1,200 @@
+"""Train the shipped sector classifier (tender_pipeline/sector_model) from CPV-labelled text.
+
+    .venv/bin/python scripts/train_sector_model.py            # fit, cross-validate, write weights + manifest
+    .venv/bin/python scripts/train_sector_model.py --check    # refit in memory, compare with the shipped files
+
+Labelled data (``--data``, default ../shared/data/real):
+- the 9,454 CPV 2008 code descriptions (cpv/cpv_en.json), each labelled with its division;
+- each hint word of the shipped divisions (tender_pipeline/data/cpv_divisions.json: "medicines" for 33,
+  "landscaping" for 77), words buyers use that the CPV labels lack, as one-word documents;
+- the CPV-coded UK Contracts Finder notices (uk_contracts_finder/notices.csv) and OCDS samples
+  (ocds_samples/), read by the pipeline's own validation, labelled with their first code's division.
+The model is a one-vs-rest logistic regression (scikit-learn's SGDClassifier, log loss, fixed seed)
+over TF-IDF words and word pairs (``sector_model.features``); a pair must occur in two documents.
+Notices weigh ``NOTICE_WEIGHT`` times a code description, and each notice's title is added once more
+alone (weight 1), so a source that publishes only a short title is read as well as one with a long
+description. Cross-validation: 5 folds over the notices, the code descriptions always in training, the
+vocabulary refitted per fold.
+scikit-learn is needed here only; the product reads ``weights.npz`` with numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "plugins")]
+
+import numpy as np  # noqa: E402
+
+from tender_pipeline.models import TenderRecord  # noqa: E402
+from tender_pipeline.sector_model import MANIFEST, MODEL_DIR, SectorModel  # noqa: E402
+from tender_pipeline.sector_model.features import record_terms, terms  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real"
+NOTICE_WEIGHT = 3.0
+TITLE_ONLY_WEIGHT = 1.0
+HINT_WEIGHT = 2.0
+MIN_DF = 2  # word pairs seen once are dropped; single words are kept (a CPV item named once still counts)
+ALPHA = 1e-5
+EPOCHS = 15
+SEED = 0
+FOLDS = 5
+WEIGHTS = "weights.npz"
+
+
+def load_notices(data: Path) -> list[TenderRecord]:
+    """CPV-coded notices of the UK export and the OCDS samples, through the pipeline's validation."""
+    from tender_pipeline.validate import validate_files
+
+    paths = [data / "uk_contracts_finder" / "notices.csv"]
+    paths += sorted((data / "ocds_samples").rglob("*.json"))
+    result = validate_files([(p, p.name) for p in paths if p.is_file()])
+    records = [TenderRecord.model_validate(v["record"]) for v in result.valid]
+    return [r for r in records if r.cpv_codes]
+
+
+def load_code_descriptions(data: Path) -> tuple[list[str], list[str]]:
+    cpv = json.loads((data / "cpv" / "cpv_en.json").read_text("utf-8"))
+    return list(cpv.values()), [code[:2] for code in cpv]
+
+
+def label(record: TenderRecord) -> str:
+    return record.cpv_codes[0][:2]
+
+
+class Vectorizer:
+    """Vocabulary and IDF of the training documents; rows as the runtime builds them."""
+
+    def __init__(self, docs: list[list[str]], min_df: int = MIN_DF) -> None:
+        df = Counter(t for d in docs for t in set(d))
+        self.vocabulary = sorted(t for t, c in df.items() if c >= min_df or " " not in t)
+        self.index = {t: i for i, t in enumerate(self.vocabulary)}
+        counts = np.array([df[t] for t in self.vocabulary], dtype=np.float64)
+        self.idf = (np.log((1 + len(docs)) / (1 + counts)) + 1).astype(np.float32)
+
+    def transform(self, docs: list[list[str]]):
+        from scipy.sparse import csr_matrix
+
+        rows, cols, vals = [], [], []
+        for i, doc in enumerate(docs):
+            counts = Counter(t for t in doc if t in self.index)
+            if not counts:
+                continue
+            idx = [self.index[t] for t in counts]
+            v = np.array([1 + math.log(c) for c in counts.values()], dtype=np.float32) * self.idf[idx]
+            v /= np.linalg.norm(v)
+            rows += [i] * len(idx)
+            cols += idx
+            vals += v.tolist()
+        return csr_matrix((vals, (rows, cols)), shape=(len(docs), len(self.vocabulary)), dtype=np.float32)
+
+
+def fit(docs: list[list[str]], labels: list[str], weights: np.ndarray):
+    from sklearn.linear_model import SGDClassifier
+
+    vec = Vectorizer(docs)
+    clf = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=EPOCHS, tol=None, random_state=SEED)
+    clf.fit(vec.transform(docs), labels, sample_weight=weights)
+    return vec, clf
+
+
+def hint_words() -> list[tuple[str, str]]:
+    """(word, division) for every hint word of the shipped divisions."""
+    from tender_pipeline.taxonomy import load_taxonomy
+
+    return [(w, d.code) for d in load_taxonomy("").divisions.values() for w in d.hints.split()]
+
+
+def training_set(code_texts: list[str], code_labels: list[str], notices: list[TenderRecord]):
+    hints = hint_words()
+    code_texts = list(code_texts) + [w for w, _ in hints]
+    code_labels = list(code_labels) + [c for _, c in hints]
+    docs = [terms(t, "") for t in code_texts] + [record_terms(r) for r in notices] + [terms(r.title, "")
+                                                                                      for r in notices]
+    labels = list(code_labels) + [label(r) for r in notices] * 2
+    weights = np.r_[np.ones(len(code_texts) - len(hints)), np.full(len(hints), HINT_WEIGHT),
+                    np.full(len(notices), NOTICE_WEIGHT),
+                    np.full(len(notices), TITLE_ONLY_WEIGHT)]
+    return docs, labels, weights
+
+
+def cross_validated(code_texts: list[str], code_labels: list[str], notices: list[TenderRecord],
+                    always: list[TenderRecord] | None = None, folds: int = FOLDS,
+                    title_only: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Out-of-fold probabilities (notices, divisions) and the division codes of the columns.
+
+    ``always`` are notices in every fold's training set (as the code descriptions are); with
+    ``title_only`` the held-out notices are read from their title alone (a short-title source)."""
+    from sklearn.model_selection import KFold
+
+    classes = sorted(set(code_labels))
+    probs = np.zeros((len(notices), len(classes)), dtype=np.float32)
+    for train, test in KFold(folds, shuffle=True, random_state=SEED).split(notices):
+        train_notices = [notices[i] for i in train] + list(always or [])
+        docs, labels, weights = training_set(code_texts, code_labels, train_notices)
+        vec, clf = fit(docs, labels, weights)
+        read = (lambda r: terms(r.title, "")) if title_only else record_terms
+        p = clf.predict_proba(vec.transform([read(notices[i]) for i in test]))
+        probs[np.ix_(test, np.searchsorted(classes, clf.classes_))] = p
+    return probs, classes
+
+
+def write_model(out: Path, vec: Vectorizer, clf, info: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / WEIGHTS
+    with path.open("wb") as fh:  # np.savez writes no timestamps: the same fit gives the same bytes
+        np.savez_compressed(fh, vocabulary=np.array(vec.vocabulary), idf=vec.idf,
+                            coef=clf.coef_.T.astype(np.float16), intercept=clf.intercept_.astype(np.float32),
+                            classes=np.array(clf.classes_))
+    manifest = {"model": "sector-linear-words", "weights": WEIGHTS, "divisions": [str(c) for c in clf.classes_],
+                "terms": len(vec.vocabulary), **info,
+                "sha256": {WEIGHTS: hashlib.sha256(path.read_bytes()).hexdigest()}}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=MODEL_DIR)
+    parser.add_argument("--check", action="store_true", help="refit and compare with the shipped model")
+    args = parser.parse_args()
+    if not (args.data / "cpv" / "cpv_en.json").is_file():
+        print(json.dumps({"error": f"{args.data} is absent: no labelled data to train on"}))
+        return 1
+    code_texts, code_labels = load_code_descriptions(args.data)
+    notices = load_notices(args.data)
+    docs, labels, weights = training_set(code_texts, code_labels, notices)
+    vec, clf = fit(docs, labels, weights)
+    from sklearn import __version__ as sklearn_version
+
+    info = {"trained_on": {"cpv_code_descriptions": len(code_texts), "notices": len(notices)},
+            "notice_weight": NOTICE_WEIGHT, "title_only_weight": TITLE_ONLY_WEIGHT, "hint_weight": HINT_WEIGHT,
+            "min_df": MIN_DF, "alpha": ALPHA, "epochs": EPOCHS, "seed": SEED,
+            "built_with": {"scikit-learn": sklearn_version, "numpy": np.__version__}}
+    out = args.out if not args.check else Path(__import__("tempfile").mkdtemp(prefix="sector-model-"))
+    write_model(out, vec, clf, info)
+    # the numpy runtime must reproduce scikit-learn's probabilities (float16 weights: close, not equal)
+    sample = [record_terms(r) for r in notices[:200]]
+    ours = SectorModel(out).probabilities(sample)
+    theirs = clf.predict_proba(vec.transform(sample))
+    same_top = float(np.mean(ours.argmax(1) == theirs.argmax(1)))
+    report = {"out": str(out), "terms": len(vec.vocabulary), "max_abs_diff": float(np.abs(ours - theirs).max()),
+              "same_top1": same_top, "bytes": (out / WEIGHTS).stat().st_size}
+    if args.check:
+        shipped = json.loads((MODEL_DIR / MANIFEST).read_text("utf-8"))["sha256"]
+        fresh = json.loads((out / MANIFEST).read_text("utf-8"))["sha256"]
+        report["identical_to_shipped"] = shipped == fresh
+        __import__("shutil").rmtree(out)
+    print(json.dumps(report))
+    return 0 if same_top == 1.0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
