@@ -111,8 +111,9 @@ class GeminiEnricher:
                 missing.append(i)
         for i, record in enumerate(records):
             division = next((d for d in map(self.taxonomy.division_of, record.cpv_codes) if d), None)
-            if division is not None and out[i] is not None:  # the notice's own CPV code is certain
-                out[i] = out[i].model_copy(update={"sector": division.label, "sector_code": division.code,
+            answer = out[i]
+            if division is not None and answer is not None:  # the notice's own CPV code is certain
+                out[i] = answer.model_copy(update={"sector": division.label, "sector_code": division.code,
                                                    "sector_confidence": 1.0})
         if missing:
             filled = self._fallback_enricher().enrich([records[i] for i in missing])
