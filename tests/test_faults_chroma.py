@@ -22,6 +22,7 @@ import pytest
 
 from tender_pipeline import pipeline, staging
 from tender_pipeline.settings import Settings
+from tests import stored
 from tests.batches import read_rows, write_rows
 from tests.conftest import ROOT
 from tests.services import BIN, Service, free_port, wait_http
@@ -66,7 +67,7 @@ def batch(tmp_path: Path, sample_csv: Path, rows: int = ROWS) -> tuple[Path, lis
 
 def ids_in(settings: Settings, port: int) -> list[str]:
     client = chromadb.HttpClient(host="127.0.0.1", port=port)
-    return client.get_collection(settings.tender_collection).get(include=[])["ids"]
+    return stored.chroma_ids(client.get_collection(settings.tender_collection))
 
 
 def test_chroma_sigkilled_during_upsert_then_the_retry_completes_exactly(tmp_path, sample_csv):

@@ -209,10 +209,11 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
             records.append(TenderRecord.model_validate(row["record"]))
             releases.append(int(row.get("versions") or 1))
             released.append(row.get("released", ""))
-        _, collection = _collection(settings)
-        records = identity.link_to_index(records, lambda ids: set(store.existing_state(collection, ids)))
+        _collection(settings)  # the store first: an unreachable or mismatched Chroma fails before any work
+        index = lexical.open_index(settings.lexical_dir)  # what is stored: the cards (Chroma keeps vectors only)
+        records = identity.link_to_index(records, lambda ids: set(store.existing_state(index, ids)))
         hashes = [r.content_hash() for r in records]
-        state = store.existing_state(collection, [r.tender_id for r in records])
+        state = store.existing_state(index, [r.tender_id for r in records])
         enricher = build_enricher(settings)
         # a record the model could not enrich last time (offline fallback) gets another try
         retry_fallback = enricher.name != "local"
@@ -250,7 +251,6 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
             backend=enricher.name, usage=enricher.usage(),
             sources=dict(sources),
             unchanged_per_file=dict(unchanged_by_file),
-            unchanged_ids=[records[i].tender_id for i in unchanged],  # upsert checks the lexical index has them
         )
     return run_dir
 
@@ -289,7 +289,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 # --------------------------------------------------------------------------- upsert
 def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
-    """Write vectors, documents and metadata to Chroma; returns and saves the run summary."""
+    """Write ids and vectors to Chroma, cards and texts to the lexical index; returns and saves the run summary."""
     run = staging.location(run_dir)
     with _stage(run, "upsert") as stats, staging.open_npy(run / "embeddings.npy") as vectors:  # rows read per chunk
         enriched = staging.read_json(run / "enrich.json")
@@ -310,7 +310,7 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 payloads = [kept.notice_payload(r, now, reporter, i) for i, r in zip(items, rows, strict=True)]
                 ids, metas, texts = ([p[k] for p in payloads] for k in range(3))
                 chunk = np.asarray(vectors[seen:seen + len(items)])  # this chunk's rows of the memory map
-                written += store.upsert(collection, ids, chunk, texts, metas, client=client, progress=bar.update)
+                written += store.upsert(collection, ids, chunk, client=client, progress=bar.update)
                 writer.upsert(ids, metas, texts, chunk)
                 seen += len(items)
                 inserted.update(r["file"] for r in rows if not r["existed"])
@@ -319,9 +319,7 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
             if seen != len(vectors):
                 raise RuntimeError(f"{seen} enriched records but {len(vectors)} vectors; rerun embed")
         stats["kept_part"] = kept.seal(run, now)  # what a rebuild needs once the run folder is pruned
-        unchanged = enriched.get("unchanged_ids", [])
-        stats.update(upserted=written, lexical_repaired=store.repair_lexical(collection, index, unchanged),
-                     lexical_count=index.num_docs(), inserted=sum(inserted.values()),
+        stats.update(upserted=written, lexical_count=index.num_docs(), inserted=sum(inserted.values()),
                      updated=sum(updated.values()),
                      collection_count=collection.count(),
                      inserted_per_file=dict(inserted),

@@ -1,9 +1,16 @@
-"""The Chroma collection: client, metadata schema, incremental lookups, batched upserts.
+"""The Chroma collection: client, the notice's card fields, incremental lookups, batched upserts.
 
 A server (``CHROMA_HOST``) in production and tests; an embedded
 ``PersistentClient`` under ``CHROMA_PATH`` when no host is set. The collection
 records the embedding model and dimension it was built with, and refuses an
 embedder that differs rather than mixing vector spaces.
+
+Chroma holds vectors only (issue 23), each in a reusable slot that names its
+tender (``slots``): kNN is all it answers. The card
+(``to_metadata``), the text and every filter live in the lexical index, which
+is also where the pipeline looks up what is already stored (``existing_state``).
+Each metadata key or document in Chroma cost disk in its SQLite tables and
+their full-text index (bench/README.md, "What Chroma holds").
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tender_pipeline import slots
 from tender_pipeline.models import EnrichedTender
 from tender_pipeline.money import UNKNOWN_VALUE, Reporter
 from tender_pipeline.settings import Settings
@@ -89,12 +97,14 @@ def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-def existing_state(collection, ids: Iterable[str], batch: int = 1000) -> dict[str, dict[str, Any]]:
-    """content_hash, versions and is_corrigendum per id already in the collection."""
+def existing_state(index, ids: Iterable[str], batch: int = 1000) -> dict[str, dict[str, Any]]:
+    """content_hash, versions and is_corrigendum per id already stored, from the lexical index's cards (``index``:
+    a ``LexicalIndex``). An id the index lacks is new to the pipeline, so a lost index is refilled by the next
+    batches that carry its notices rather than skipped as unchanged."""
     found: dict[str, dict[str, Any]] = {}
+    searcher = index.searcher()
     for part in chunked(list(ids), batch):
-        got = collection.get(ids=list(part), include=["metadatas"])
-        for tid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+        for tid, meta in index.cards(list(part), searcher).items():
             meta = meta or {}
             found[tid] = {"content_hash": meta.get("content_hash", ""),
                           "versions": int(meta.get("versions") or 1),
@@ -153,36 +163,15 @@ def to_metadata(item: EnrichedTender, ingested_at: datetime, reporter: Reporter 
     }
 
 
-def upsert(collection, ids: list[str], embeddings: np.ndarray, documents: list[str],
-           metadatas: list[dict[str, Any]], client=None, progress=None) -> int:
-    """Upsert in batches the server accepts; returns how many were written."""
+def upsert(collection, ids: list[str], embeddings: np.ndarray, client=None, progress=None) -> int:
+    """Write each notice's vector into its Chroma slot (``slots``: a notice's own, a freed one, or a new one),
+    in batches the server accepts; returns how many were written. ``ids`` must be unique."""
     limit = client.get_max_batch_size() if client is not None else 5000
     limit = max(1, min(limit, 5000))
     written = 0
     for start in range(0, len(ids), limit):
         end = start + limit
-        collection.upsert(
-            ids=ids[start:end], embeddings=embeddings[start:end],
-            documents=documents[start:end], metadatas=metadatas[start:end],
-        )
-        written += len(ids[start:end])
+        written += slots.write(collection, ids[start:end], np.asarray(embeddings[start:end]), limit)
         if progress:
             progress(len(ids[start:end]))
     return written
-
-
-def repair_lexical(collection, index, ids: Sequence[str], batch: int = 1000) -> int:
-    """Copy notices that Chroma holds but the lexical index lacks (e.g. a new or lost index folder).
-
-    Unchanged records skip enrich/embed/upsert, so without this a rerun could
-    never converge the two stores; returns how many were copied."""
-    missing = index.missing(ids)
-    copied = 0
-    for part in chunked(missing, batch):
-        got = collection.get(ids=list(part), include=["metadatas", "documents", "embeddings"])
-        index.upsert(got["ids"], [m or {} for m in got["metadatas"]], [d or "" for d in got["documents"]],
-                     got["embeddings"])
-        copied += len(got["ids"])
-    if copied:
-        log.info("lexical index: copied %d notice(s) it lacked from Chroma", copied)
-    return copied
