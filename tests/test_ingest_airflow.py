@@ -106,8 +106,8 @@ def test_title_embedding_finds_its_tender(tender_dag, env, sample_csv):
     assert unique
     collection = _collection(env)
     vectors = get_embedder(env).embed_queries([r["title"] for r in unique])
-    found = collection.query(query_embeddings=vectors, n_results=1)
-    assert [ids[0] for ids in found["ids"]] == [r["tender_id"] for r in unique]
+    found = collection.query(query_embeddings=vectors, n_results=1, include=["metadatas"])
+    assert [metas[0]["t"] for metas in found["metadatas"]] == [r["tender_id"] for r in unique]  # the slot's tender
 
 
 def test_scheduled_intervals_from_s3_through_aws_default(tender_dag, env, monkeypatch, tmp_path, sample_csv):
