@@ -6,7 +6,7 @@ back with ``recover lexical`` (published copy or kept parts), a lost Chroma with
 * ``from_staging`` — disaster recovery: every live notice sealed under
   ``<STAGING_URI>/_kept`` (``kept``: the latest write of each id, not past
   retention) is replayed in write order into a fresh collection and a fresh
-  lexical index; the fresh collection is then swapped in by name, as compaction does.
+  lexical index; the fresh collection is then swapped in by name (readers reopen it by name).
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def chroma(settings, today: date | None = None, batch: int = 2000) -> dict[str, 
     collection = store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim)
     index = open_index(settings.lexical_dir)
     from_kept = 0
-    with index.writing():  # no upsert, retirement or compaction meanwhile
+    with index.writing():  # no upsert or retirement meanwhile
         for ids, _, _, vectors in kept.live_notices(settings, today):
             from_kept += store.upsert(collection, ids, vectors, client=client)
         s = index.searcher()
