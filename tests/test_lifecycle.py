@@ -130,8 +130,10 @@ def test_chroma_holds_slots_and_vectors_only(settings):
     _, collection = stores(settings)
     got = collection.get(include=["metadatas", "documents", "embeddings"])
     assert sorted(got["ids"]) == [f"s{i}" for i in range(len(NOTICES))] and len(got["embeddings"]) == len(NOTICES)
-    assert sorted(m["t"] for m in got["metadatas"]) == sorted(NOTICES)  # one key: the tender a slot holds
-    assert all(list(m) == ["t"] for m in got["metadatas"]) and not any(got["documents"])  # the rest: the index
+    assert sorted(m["t"] for m in got["metadatas"]) == sorted(NOTICES)  # the tender a slot holds
+    assert all(sorted(m) == ["s", "t"] for m in got["metadatas"]) and not any(got["documents"])  # the rest: the index
+    hashes = {tid: card["content_hash"] for tid, card in stored.cards(settings).items()}
+    assert all(m["s"].startswith(hashes[m["t"]] + "|1|0|") for m in got["metadatas"])  # what enrich compares
     cards = open_index(settings.lexical_dir).notices(list(NOTICES))
     assert all(card["title"].endswith(tid) and "Pothole" in text and len(vec) == get_embedder(settings).dim
                for tid, (card, text, vec) in cards.items())

@@ -66,3 +66,36 @@ def test_a_lost_index_commit_takes_no_second_slot_and_a_doubled_one_is_freed(col
     assert stored.chroma_ids(collection).count("A") == 1 and held(collection)["s9"] == slots.FREE
     store.upsert(collection, ["C"], vectors(1, 9))  # the freed one is taken before any new slot
     assert collection.count() == 3 and held(collection)["s9"] == "C"
+
+
+def test_a_run_whose_index_commit_failed_is_redone_not_skipped(chroma, tmp_path, monkeypatch):
+    from tender_pipeline import pipeline
+    from tender_pipeline.lexical import writer as lexical_writer
+
+    host, port = chroma
+    settings = Settings(chroma_host=host, chroma_port=port, tender_collection=f"redo_{uuid.uuid4().hex[:8]}",
+                        staging_uri=str(tmp_path / "staging"), lexical_index_path=str(tmp_path / "lexical"),
+                        embed_backend="local", enrich_backend="local")
+    batch = tmp_path / "b.csv"
+    batch.write_text("tender_id,title,closing_date\nR1,Water pumps,2031-01-01\nR2,School desks,2031-02-01\n")
+    real = lexical_writer.Writer.upsert
+
+    def dies(self, *args, **kwargs):  # Chroma has the vectors, then the index's write fails: nothing committed
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lexical_writer.Writer, "upsert", dies)
+    with pytest.raises(OSError):
+        pipeline.run_all(settings, "redo-1", source=str(batch))
+    collection = store.open_collection(store.get_client(settings), settings.tender_collection,
+                                       "local:all-MiniLM-L6-v2:onnx-int8", 384, create=False)
+    assert sorted(stored.chroma_ids(collection)) == ["R1", "R2"] and store.existing_state(collection, ["R1"]) == {}
+    monkeypatch.setattr(lexical_writer.Writer, "upsert", real)
+    resent = tmp_path / "b2.csv"  # the same notices in a later batch
+    resent.write_bytes(batch.read_bytes())
+    again = pipeline.run_all(settings, "redo-2", source=str(resent))
+    assert (again["unchanged"], again["upserted"], again["collection_count"]) == (0, 2, 2)  # redone, same slots
+    assert sorted(stored.cards(settings)) == ["R1", "R2"]
+    assert store.existing_state(collection, ["R1", "R2"])["R2"]["versions"] == 1
+    third = tmp_path / "b3.csv"
+    third.write_bytes(batch.read_bytes())
+    assert pipeline.run_all(settings, "redo-3", source=str(third))["unchanged"] == 2  # now recorded: unchanged

@@ -8,6 +8,7 @@ of counts and seconds, so any stage can be retried alone, on any worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from tender_pipeline import identity, kept, lexical, sources, staging, store
+from tender_pipeline import identity, kept, lexical, slots, sources, staging, store
 from tender_pipeline.documents import document_text
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
@@ -209,11 +210,10 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
             records.append(TenderRecord.model_validate(row["record"]))
             releases.append(int(row.get("versions") or 1))
             released.append(row.get("released", ""))
-        _collection(settings)  # the store first: an unreachable or mismatched Chroma fails before any work
-        index = lexical.open_index(settings.lexical_dir)  # what is stored: the cards (Chroma keeps vectors only)
-        records = identity.link_to_index(records, lambda ids: set(store.existing_state(index, ids)))
+        _, collection = _collection(settings)  # each slot's state: no lexical index needed on this machine
+        records = identity.link_to_index(records, lambda ids: set(store.existing_state(collection, ids)))
         hashes = [r.content_hash() for r in records]
-        state = store.existing_state(index, [r.tender_id for r in records])
+        state = store.existing_state(collection, [r.tender_id for r in records])
         enricher = build_enricher(settings)
         # a record the model could not enrich last time (offline fallback) gets another try
         retry_fallback = enricher.name != "local"
@@ -251,6 +251,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
             backend=enricher.name, usage=enricher.usage(),
             sources=dict(sources),
             unchanged_per_file=dict(unchanged_by_file),
+            unchanged_ids=[records[i].tender_id for i in unchanged],  # upsert checks the lexical index has them
         )
     return run_dir
 
@@ -312,6 +313,8 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 chunk = np.asarray(vectors[seen:seen + len(items)])  # this chunk's rows of the memory map
                 written += store.upsert(collection, ids, chunk, client=client, progress=bar.update)
                 writer.upsert(ids, metas, texts, chunk)
+                writer.after_commit.append(functools.partial(  # "unchanged" only once the index holds it
+                    slots.record, collection, ids, [store.state_of(m) for m in metas]))
                 seen += len(items)
                 inserted.update(r["file"] for r in rows if not r["existed"])
                 updated.update(r["file"] for r in rows if r["existed"])
@@ -319,7 +322,12 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
             if seen != len(vectors):
                 raise RuntimeError(f"{seen} enriched records but {len(vectors)} vectors; rerun embed")
         stats["kept_part"] = kept.seal(run, now)  # what a rebuild needs once the run folder is pruned
-        stats.update(upserted=written, lexical_count=index.num_docs(), inserted=sum(inserted.values()),
+        missing = index.missing(enriched.get("unchanged_ids", []))
+        if missing:  # Chroma holds them unchanged, the index lost them: only its recovery brings them back
+            log.warning("%d unchanged notice(s) are missing from the lexical index (e.g. %s): run "
+                        "`python -m tender_pipeline recover lexical`", len(missing), missing[:3])
+        stats.update(upserted=written, lexical_missing=len(missing), lexical_count=index.num_docs(),
+                     inserted=sum(inserted.values()),
                      updated=sum(updated.values()),
                      collection_count=collection.count(),
                      inserted_per_file=dict(inserted),

@@ -11,12 +11,13 @@ back with ``recover lexical`` (published copy or kept parts), a lost Chroma with
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tender_pipeline import kept, staging, staging_retention, store
+from tender_pipeline import kept, slots, staging, staging_retention, store
 from tender_pipeline.lifecycle import _drop
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def from_staging(settings, today=None) -> dict[str, Any]:
         for ids, metas, texts, vectors in kept.live_notices(settings, today):
             store.upsert(fresh, ids, vectors, client=client)
             writer.upsert(ids, metas, texts, vectors)
+            writer.after_commit.append(functools.partial(slots.record, fresh, ids, [store.state_of(m) for m in metas]))
             replayed += len(ids)
         try:
             old = client.get_collection(name, embedding_function=None)

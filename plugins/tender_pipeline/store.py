@@ -6,11 +6,10 @@ records the embedding model and dimension it was built with, and refuses an
 embedder that differs rather than mixing vector spaces.
 
 Chroma holds vectors only (issue 23), each in a reusable slot that names its
-tender (``slots``): kNN is all it answers. The card
-(``to_metadata``), the text and every filter live in the lexical index, which
-is also where the pipeline looks up what is already stored (``existing_state``).
-Each metadata key or document in Chroma cost disk in its SQLite tables and
-their full-text index (bench/README.md, "What Chroma holds").
+tender and keeps the few fields ``enrich`` compares (``slots``, ``state_of``):
+kNN is all it answers. The card (``to_metadata``), the text and every filter
+live in the lexical index. Each metadata key or document in Chroma cost disk in
+its SQLite tables and their full-text index (bench/README.md, "What Chroma holds").
 """
 
 from __future__ import annotations
@@ -97,20 +96,26 @@ def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-def existing_state(index, ids: Iterable[str], batch: int = 1000) -> dict[str, dict[str, Any]]:
-    """content_hash, versions and is_corrigendum per id already stored, from the lexical index's cards (``index``:
-    a ``LexicalIndex``). An id the index lacks is new to the pipeline, so a lost index is refilled by the next
-    batches that carry its notices rather than skipped as unchanged."""
+STATE_FIELDS = ("content_hash", "versions", "is_corrigendum", "enrichment_source", "released")
+
+
+def state_of(meta: dict[str, Any]) -> str:
+    """The fields ``enrich`` compares, in one short string (one metadata row in Chroma instead of five)."""
+    return "|".join([str(meta.get("content_hash", "")), str(int(meta.get("versions") or 1)),
+                     "1" if meta.get("is_corrigendum") else "0", str(meta.get("enrichment_source", "")),
+                     str(meta.get("released", ""))])
+
+
+def existing_state(collection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """content_hash, versions, is_corrigendum, enrichment_source and released per id already stored (its slot's
+    recorded state: ``slots.record``). A notice whose write the lexical index never committed has none, so it is
+    written again rather than skipped as unchanged."""
     found: dict[str, dict[str, Any]] = {}
-    searcher = index.searcher()
-    for part in chunked(list(ids), batch):
-        for tid, meta in index.cards(list(part), searcher).items():
-            meta = meta or {}
-            found[tid] = {"content_hash": meta.get("content_hash", ""),
-                          "versions": int(meta.get("versions") or 1),
-                          "is_corrigendum": bool(meta.get("is_corrigendum", False)),
-                          "enrichment_source": meta.get("enrichment_source", ""),
-                          "released": meta.get("released", "")}  # an OCDS notice's latest release date
+    for tid, state in slots.states_of(collection, list(ids)).items():
+        content_hash, versions, corrigendum, source, released = (state.split("|", 4) + [""] * 5)[:5]
+        found[tid] = {"content_hash": content_hash, "versions": int(versions or 1),
+                      "is_corrigendum": corrigendum == "1", "enrichment_source": source,
+                      "released": released}  # an OCDS notice's latest release date
     return found
 
 

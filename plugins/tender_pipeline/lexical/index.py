@@ -84,14 +84,17 @@ class LexicalIndex:
         with self._write_lock:
             self._restore()
             writer = take_writer(self.index, self.path, wait_s)
+            changes = Writer(writer, self.schema)
             try:
-                yield Writer(writer, self.schema)
+                yield changes
                 writer.commit()
                 writer.wait_merging_threads()
             except BaseException:
                 writer.rollback()
                 raise
             self._publish()
+            for hook in changes.after_commit:  # what may only be recorded once the index holds the changes
+                hook()
         self.index.reload()
 
     def _publish_uri(self) -> str:
