@@ -124,14 +124,15 @@ def main(argv: list[str] | None = None) -> int:
                             tender_collection=COLLECTION, quarantine_threshold=1.0, profile="", profiles_path="")
         started = time.perf_counter()
         results = ingest(files, args.data, settings, args.limit_per_file)
-        from tender_pipeline.store import get_client
+        from tender_pipeline.lexical import Filters, open_index
 
-        collection = get_client(settings).get_collection(COLLECTION)
+        index = open_index(settings.lexical_dir)  # the cards live in the lexical index (Chroma: vectors only)
         ppra_files = [f for f in files if f.parent.name == "pk_ppra"]
         ppra = None
         if ppra_files:
-            got = collection.get(where={"source": "pk-ppra"}, include=["metadatas"])
-            stored, metas = got["ids"], got["metadatas"]
+            held = [h.card for h in index.matching(Filters(), max(index.num_docs(), 1))]
+            metas = [m for m in held if m.get("source") == "pk-ppra"]
+            stored = [m.get("tender_id") for m in metas]
             expected = ppra_expected(ppra_files, args.limit_per_file)
             ppra = {"snapshots": len(ppra_files), "distinct_tender_numbers": expected,
                     "documents": len(stored), "one_per_tender": len(stored) == expected,
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             "open_tender_files_below_98pct": below,
             "min_accepted_pct_open_tenders": min((r["accepted_pct"] for r in results
                                                   if r["file"].split("/")[0] not in AWARD_DIRS), default=None),
-            "ppra": ppra, "collection_count": collection.count(),
+            "ppra": ppra, "collection_count": index.num_docs(),
             "seconds": round(time.perf_counter() - started, 1),
         }
     print(json.dumps({"summary": final}), flush=True)

@@ -141,6 +141,7 @@ def wait_ready(base: str, timeout: float = 300.0) -> None:
 
 def notice_vectors(settings) -> tuple[list[str], np.ndarray]:
     """Every notice's vector as stored in Chroma (float32), unit-normalised."""
+    from tender_pipeline import slots
     from tender_pipeline import store as chroma_store
     from tender_pipeline.embed import get_embedder
 
@@ -151,9 +152,11 @@ def notice_vectors(settings) -> tuple[list[str], np.ndarray]:
     rows: list[np.ndarray] = []
     total = collection.count()
     for offset in range(0, total, 5000):
-        got = collection.get(include=["embeddings"], limit=5000, offset=offset)
-        ids.extend(got["ids"])
-        rows.append(np.asarray(got["embeddings"], dtype=np.float32))
+        got = collection.get(include=["embeddings", "metadatas"], limit=5000, offset=offset)
+        held = [(t, v) for t, v in zip(slots.tenders(got["ids"], got["metadatas"]), got["embeddings"], strict=True)
+                if t is not None]  # the rows are slots: each names its tender, a free one none
+        ids.extend(t for t, _ in held)
+        rows.append(np.asarray([v for _, v in held], dtype=np.float32).reshape(len(held), -1))
     mat = np.vstack(rows) if rows else np.zeros((0, embedder.dim), dtype=np.float32)
     mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
     return ids, mat

@@ -25,6 +25,7 @@ import tantivy  # noqa: E402
 from bench.relevance_dev import COLLECTION, find_dev_dir, load_eval  # noqa: E402
 from search_api.intent import SectorIntent  # noqa: E402
 from search_api.settings import ApiSettings  # noqa: E402
+from tender_pipeline import slots  # noqa: E402
 from tender_pipeline import store as chroma_store  # noqa: E402
 from tender_pipeline.embed import get_embedder  # noqa: E402
 from tender_pipeline.lexical import EVIDENCE_FIELDS, TEXT_FIELDS, Filters, cosines, open_index  # noqa: E402
@@ -41,8 +42,9 @@ def analysed_terms(lex, query: str) -> list[str]:
 def pool_of(lex, s, collection, embedder, intent, query: str, knn_n: int, bm25_n: int) -> dict:
     vector = np.asarray(embedder.embed_queries([query])[0], dtype=np.float32)
     terms = analysed_terms(lex, query)
-    got = collection.query(query_embeddings=[vector], n_results=knn_n, include=["distances"])
-    knn = {tid: 1.0 - float(d) for tid, d in zip(got["ids"][0], got["distances"][0], strict=True)}
+    got = collection.query(query_embeddings=[vector], n_results=knn_n, include=["metadatas", "distances"])
+    knn = {tid: 1.0 - float(d) for tid, d in zip(slots.tenders(got["ids"][0], got["metadatas"][0]),
+                                                  got["distances"][0], strict=True) if tid is not None}
     text = lex.text_query(terms)  # every field, no "common word" shortcut: the full BM25
     bm25_hits = s.search(text, limit=bm25_n, count=False).hits if text is not None else []
     bm25_rank = {}

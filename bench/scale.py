@@ -427,7 +427,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 for s in range(have, size, BATCH):
                     ids, vecs, texts, metas = gen.batch(s, min(size, s + BATCH))
-                    store.upsert(collection, ids, vecs, texts, metas, client=client)
+                    store.upsert(collection, ids, vecs, client=client)
                     index.upsert(ids, metas, texts, vecs)
                     if (s // BATCH) % 20 == 0:
                         log(f"  {s + len(ids)} ({(s + len(ids) - have) / (time.perf_counter() - t0):.0f}/s)")
@@ -481,8 +481,8 @@ def main() -> None:
 
 
 def lifecycle_phase(settings: Settings, work: Path, chroma: subprocess.Popen) -> None:
-    """Retire what is past retention (the synthetic closing dates span -30…+60 days), then compact:
-    disk and server memory before, after the deletes, and after the compaction."""
+    """Retire what is past retention (the synthetic closing dates span -30…+60 days): disk and server memory
+    before and after (retirement frees Chroma slots for the next notices; nothing is copied)."""
     from tender_pipeline import lifecycle
 
     def measure() -> dict:
@@ -492,12 +492,10 @@ def lifecycle_phase(settings: Settings, work: Path, chroma: subprocess.Popen) ->
     before = measure()
     retired = lifecycle.retire_expired(settings)
     after_retire = measure()
-    compacted = lifecycle.compact_if_due(settings, force=True)
-    after_compact = measure()
     print(json.dumps({"phase": "lifecycle", "retention_days": settings.retention_days,
                       "retired": retired["retired"], "retire_seconds": retired["seconds"],
-                      "live": retired["chroma_after"], "compact_seconds": compacted.get("seconds"),
-                      "before": before, "after_retire": after_retire, "after_compact": after_compact}), flush=True)
+                      "live": retired["chroma_after"], "slots": retired["chroma_slots"],
+                      "before": before, "after_retire": after_retire}), flush=True)
 
 
 def start_api(py: str, args, work: Path, env: dict) -> tuple[list[subprocess.Popen], list[str]]:

@@ -22,7 +22,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 def with_collection(services: Services, call: Callable[[object], T]) -> T:
     """Run ``call(collection)``; a connection-level failure drops the client and becomes a 503.
 
-    A collection swapped in under the same name (compaction, rebuild) makes the held
+    A collection swapped in under the same name (``rebuild --from staging``) makes the held
     handle "not found": the handle is reopened by name and the call tried once more."""
     collection = services.chroma.collection()
     try:

@@ -1,6 +1,7 @@
 """One stored tender as the detail page and the ask endpoint need it, and the open notices like it.
 
-Similar notices are a plain kNN on the tender's own stored vector, with closed
+The card, the text and the vector come from the lexical index (Chroma holds ids and vectors only), so a
+tender's page needs no Chroma call. Similar notices are a plain kNN on the tender's own stored vector, with closed
 ones dropped in Python: a Chroma ``where`` filter would scan the collection
 (see ENVIRONMENT.md), while unfiltered kNN stays ~flat with size. We over-fetch
 so that enough open notices remain after the drop.
@@ -12,9 +13,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
+
 from search_api.models import Tender, TenderFields
 from search_api.search import card_fields
+from tender_pipeline import slots
 from tender_pipeline.ask import Notice, build_notice
+from tender_pipeline.lexical import LexicalIndex
 from tender_pipeline.money import Reporter
 
 SIMILAR_FETCH = 40  # neighbours fetched to find SIMILAR_SHOWN open ones
@@ -31,15 +36,14 @@ class Stored:
         return build_notice(self.tender_id, self.document, self.meta)
 
 
-def fetch(collection, tender_id: str, with_vector: bool = False) -> Stored | None:
-    include = ["metadatas", "documents"] + (["embeddings"] if with_vector else [])
-    got = collection.get(ids=[tender_id], include=include)
-    if not got["ids"]:
+def fetch(lexical: LexicalIndex, tender_id: str, with_vector: bool = False) -> Stored | None:
+    """The stored notice, or None; ``with_vector``: its int8 vector as floats (cosine space: the scale is moot)."""
+    got = lexical.notices([tender_id]).get(tender_id)
+    if got is None:
         return None
-    vector = None
-    if with_vector and got.get("embeddings") is not None and len(got["embeddings"]):
-        vector = [float(x) for x in got["embeddings"][0]]
-    return Stored(got["ids"][0], got["metadatas"][0] or {}, got["documents"][0] or "", vector)
+    card, text, vec = got
+    vector = [float(x) for x in np.frombuffer(vec, dtype=np.int8)] if with_vector and vec else None
+    return Stored(tender_id, card, text, vector)
 
 
 def with_report_value(fields: TenderFields, reporter: Reporter | None) -> TenderFields:
@@ -65,17 +69,19 @@ def tender(stored: Stored, reporter: Reporter | None) -> Tender:
     return with_report_value(model, reporter)  # type: ignore[return-value]
 
 
-def similar_open(collection, stored: Stored, today: date, limit: int = 5) -> list[TenderFields]:
-    """The nearest other notices that are still open (closing today or later; unknown closing dates excluded)."""
+def similar_open(collection, lexical: LexicalIndex, stored: Stored, today: date, limit: int = 5) -> list[TenderFields]:
+    """The nearest other notices that are still open (closing today or later; unknown closing dates excluded):
+    ids from Chroma's kNN, cards from the lexical index (an id it lacks, e.g. just retired, is skipped)."""
     if stored.vector is None:
         return []
-    got = collection.query(query_embeddings=[stored.vector], n_results=SIMILAR_FETCH + 1,
-                           include=["metadatas", "distances"])
+    got = collection.query(query_embeddings=[stored.vector], n_results=SIMILAR_FETCH + 1, include=["metadatas"])
+    near = [t for t in dict.fromkeys(slots.tenders(got["ids"][0], got["metadatas"][0])) if t is not None]
     today_num = int(today.strftime("%Y%m%d"))
+    cards = lexical.cards(near)
     out: list[TenderFields] = []
-    for tid, meta in zip(got["ids"][0], got["metadatas"][0], strict=True):
-        meta = meta or {}
-        if tid == stored.tender_id or int(meta.get("closing_num") or 0) < today_num:
+    for tid in near:
+        meta = cards.get(tid)
+        if meta is None or tid == stored.tender_id or int(meta.get("closing_num") or 0) < today_num:
             continue
         out.append(TenderFields(**card_fields(tid, meta)))
         if len(out) == limit:

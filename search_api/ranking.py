@@ -56,8 +56,11 @@ def query_terms(query: str) -> list[str]:
 
 
 def index_idf(dfs: dict[str, int], num_docs: int) -> dict[str, float]:
-    """BM25's IDF of each term from its document frequency in the whole index (no walk: tantivy keeps them)."""
-    return {t: math.log(1 + (num_docs - df + 0.5) / (df + 0.5)) for t, df in dfs.items()}
+    """BM25's IDF of each term from its document frequency in the whole index (no walk: tantivy keeps them).
+    Tantivy's frequencies still count deleted documents until their segments merge, so one may exceed
+    ``num_docs`` (after a retirement): capped there, the IDF stays ≥ 0 and so does every score."""
+    return {t: math.log(1 + (num_docs - min(df, num_docs) + 0.5) / (min(df, num_docs) + 0.5))
+            for t, df in dfs.items()}
 
 
 def compound_tokens(query: str) -> list[str]:

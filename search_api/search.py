@@ -40,6 +40,7 @@ from search_api.filters import build_filters
 from search_api.models import SearchParams, SearchResult
 from search_api.ranking import Candidate, compound_tokens, fuse, index_idf, query_words
 from search_api.spelling import variants as spelling_variants
+from tender_pipeline import slots
 from tender_pipeline.lexical import TEXT_FIELDS, Evidence, Filters, Hit, LexicalIndex, cosine_rows, cosines
 
 SURVIVOR_CHUNK = 200  # vector hits checked against the filters per lexical query
@@ -145,11 +146,16 @@ class Searcher:
 
     # ------------------------------------------------------------------ candidates
     def _knn(self, collection, vector: np.ndarray, n: int) -> dict[str, float]:
-        """id → cosine of the nearest notices (distances only: no documents or metadata travel)."""
+        """id → cosine of the nearest notices. Chroma's rows are slots (``tender_pipeline.slots``): each names
+        its tender in one short metadata key; a freed slot (its notice retired) is skipped."""
         if n <= 0:
             return {}
-        got = collection.query(query_embeddings=[vector], n_results=n, include=["distances"])
-        return {tid: 1.0 - float(d) for tid, d in zip(got["ids"][0], got["distances"][0], strict=True)}
+        got = collection.query(query_embeddings=[vector], n_results=n, include=["metadatas", "distances"])
+        out: dict[str, float] = {}
+        for tid, d in zip(slots.tenders(got["ids"][0], got["metadatas"][0]), got["distances"][0], strict=True):
+            if tid is not None and tid not in out:
+                out[tid] = 1.0 - float(d)
+        return out
 
     def _similarities(self, collection, vector: np.ndarray, hits: list[Hit]) -> dict[str, float]:
         """Cosines from the vectors stored in the index; Chroma is read only for hits without one."""
@@ -162,11 +168,10 @@ class Searcher:
         """Cosine of the query to these notices' stored vectors (a primary-key read)."""
         if not ids:
             return {}
-        got = collection.get(ids=ids, include=["embeddings"])
-        emb = got.get("embeddings")
-        if emb is None or len(got["ids"]) == 0:
+        got = slots.vectors_of(collection, ids)
+        if not got:
             return {}
-        return dict(zip(got["ids"], cosine_rows(emb, vector), strict=True))
+        return dict(zip(got, cosine_rows(np.stack(list(got.values())), vector), strict=True))
 
     def _passing(self, filters: Filters, searcher, total: int) -> int:
         """How many notices pass the filters: estimated (flat cost), and counted only when the estimate is small.

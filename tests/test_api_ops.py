@@ -11,6 +11,7 @@ from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tender_pipeline import store
 from tender_pipeline.embed import get_embedder
+from tender_pipeline.lexical import open_index
 from tests import services
 from tests.services import chroma_server, free_port
 
@@ -38,10 +39,9 @@ def test_starts_while_chroma_is_down_and_says_so(tmp_path):
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["ready"] is False and "unavailable" in ready.json()["chroma"]
-        for path in ("/search?q=roads", "/tenders/ANY-1"):
-            response = client.get(path)
-            assert response.status_code == 503, path
-            assert response.json()["error"] == "chroma_unavailable"
+        response = client.get("/search?q=roads")
+        assert response.status_code == 503 and response.json()["error"] == "chroma_unavailable"
+        assert client.get("/tenders/ANY-1").status_code == 404  # a tender's page reads the lexical index only
         # counts come from the lexical index, which does not need Chroma
         assert client.get("/stats").json()["documents"] == 0
         assert ready.json()["lexical"] == "ok"
@@ -63,16 +63,19 @@ def test_reconnects_when_chroma_comes_back_and_notices_when_it_goes(tmp_path, mo
             coll = store.open_collection(store.get_client(settings), settings.tender_collection,
                                          embedder.model_id, embedder.dim, create=True)
             slashed = "uk-cf:WTC 2025/3"  # real ids carry slashes and spaces
-            coll.upsert(ids=["T-1", slashed], embeddings=embedder.embed_documents(["bridge", "cleaning"]),
-                        documents=["bridge", "cleaning"],
-                        metadatas=[{"title": "Bridge", "tender_id": "T-1"},
-                                   {"title": "Cleaning", "tender_id": slashed}])
+            vectors = embedder.embed_documents(["bridge", "cleaning"])
+            coll.upsert(ids=["T-1", slashed], embeddings=vectors)  # Chroma: ids and vectors; the rest: the index
+            open_index(settings.lexical_dir).upsert(["T-1", slashed], [{"title": "Bridge", "tender_id": "T-1"},
+                                                                       {"title": "Cleaning", "tender_id": slashed}],
+                                                    ["bridge", "cleaning"], vectors)
             assert eventually(lambda: client.get("/ready").status_code == 200)
             assert client.get("/tenders/T-1").json()["title"] == "Bridge"
             assert client.get("/tenders/uk-cf:WTC%202025/3").json()["id"] == slashed
             assert client.get("/tenders/uk-cf:WTC%202025/4").status_code == 404
-        # Chroma stopped under a connected app: calls fail cleanly with 503, then reconnect is attempted
-        assert client.get("/tenders/T-1").status_code == 503
+        # Chroma stopped under a connected app: calls fail cleanly with 503, then reconnect is attempted;
+        # a tender's page reads the lexical index only, so it still answers
+        assert client.get("/search", params={"q": "bridge"}).status_code == 503
+        assert client.get("/tenders/T-1").json()["title"] == "Bridge"
         assert client.get("/ready").status_code == 503
 
 

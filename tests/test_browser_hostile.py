@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from search_api.main import create_app
 from search_api.settings import ApiSettings
-from tender_pipeline import pipeline, store
+from tender_pipeline import pipeline
+from tender_pipeline.lexical import open_index
 from tender_pipeline.settings import Settings
 from tests.services import serve_app
 from tests.test_browser import CHROMIUM, page  # noqa: F401 - the shared page fixture (fails on any script error)
@@ -44,12 +46,13 @@ def hostile_site(tmp_path_factory, chroma):
     assert summary["upserted"] == len(HOSTILE)
     # Ingest already strips tags (normalize.clean_text); the page must be safe on its own, so the stored
     # titles and buyers are set back to the raw markup, as another writer or an older version could leave them.
-    collection = store.get_client(Settings(**where)).get_collection(where["tender_collection"])
-    got = collection.get(ids=[h[0] for h in HOSTILE], include=["metadatas"])
-    assert all("<" not in m["title"] for m in got["metadatas"])  # the first layer
+    index = open_index(Settings(**where).lexical_dir)  # the cards live in the lexical index
+    got = index.notices([h[0] for h in HOSTILE])
+    assert all("<" not in card["title"] for card, _, _ in got.values())  # the first layer
     raw = {tid: (title, buyer) for tid, title, buyer in HOSTILE}
-    collection.update(ids=got["ids"], metadatas=[{**m, "title": raw[i][0], "buyer": raw[i][1]}
-                                                 for i, m in zip(got["ids"], got["metadatas"], strict=True)])
+    ids = list(got)
+    index.upsert(ids, [{**got[i][0], "title": raw[i][0], "buyer": raw[i][1]} for i in ids], [got[i][1] for i in ids],
+                 [np.frombuffer(got[i][2], dtype=np.int8).astype(np.float32) for i in ids])
     settings = ApiSettings(**where, feedback_path=str(base / "feedback.jsonl"), embed_backend="local")
     with serve_app(create_app(settings)) as url:
         deadline = time.monotonic() + 120

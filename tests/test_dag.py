@@ -81,7 +81,7 @@ def test_maintenance_runs_where_upsert_runs(monkeypatch):
 
     bag = _parse(monkeypatch, "fetch=ingest,upsert=index")
     assert {t.task_id: t.queue for t in bag.dags["tender_maintenance"].tasks} == {
-        "retire": "index", "compact": "index", "prune_staging": "index"}  # staging is on the writer's disk too
+        "retire": "index", "prune_staging": "index"}  # staging is on the writer's disk too
     default = conf.get("operators", "default_queue")
     assert {t.queue for t in _parse(monkeypatch, "fetch=ingest").dags["tender_maintenance"].tasks} == {default}
 

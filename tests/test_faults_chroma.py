@@ -22,6 +22,7 @@ import pytest
 
 from tender_pipeline import pipeline, staging
 from tender_pipeline.settings import Settings
+from tests import stored
 from tests.batches import read_rows, write_rows
 from tests.conftest import ROOT
 from tests.services import BIN, Service, free_port, wait_http
@@ -66,7 +67,7 @@ def batch(tmp_path: Path, sample_csv: Path, rows: int = ROWS) -> tuple[Path, lis
 
 def ids_in(settings: Settings, port: int) -> list[str]:
     client = chromadb.HttpClient(host="127.0.0.1", port=port)
-    return client.get_collection(settings.tender_collection).get(include=[])["ids"]
+    return stored.chroma_ids(client.get_collection(settings.tender_collection))
 
 
 def test_chroma_sigkilled_during_upsert_then_the_retry_completes_exactly(tmp_path, sample_csv):
@@ -123,11 +124,11 @@ def test_task_process_sigkilled_mid_upsert_then_the_retry_is_idempotent(tmp_path
 
 
 def test_task_process_sigkilled_mid_enrich_leaves_no_half_file_and_the_retry_completes(tmp_path, sample_csv, chroma):
-    """Killed while enrich reads the index: no enriched.jsonl (or a temp file) is taken for a finished stage."""
+    """Killed while enrich opens the stores: no enriched.jsonl (or a temp file) is taken for a finished stage."""
     source, expected = batch(tmp_path, sample_csv)
     host, port = chroma
     holder: dict[str, subprocess.Popen] = {}
-    with TripwireProxy((host, port), b"/get", lambda: sigkill(holder["task"])) as proxy:
+    with TripwireProxy((host, port), b"/collections", lambda: sigkill(holder["task"])) as proxy:
         settings = Settings(chroma_host=host, chroma_port=proxy.port, tender_collection=f"k_{uuid.uuid4().hex[:8]}",
                             staging_uri=str(tmp_path / "staging"), embed_backend="local", enrich_backend="local")
         run = pipeline.fetch(settings, "kill-enrich", source=str(source))

@@ -14,6 +14,7 @@ import chromadb
 import pytest
 
 from tender_pipeline import pipeline
+from tests import stored
 from tests.batches import read_rows, write_rows
 from tests.gemini_fake import Drop, FakeGemini, Foreign, Malformed, Slow, Status, gemini_settings
 
@@ -43,5 +44,5 @@ def test_run_survives_every_gemini_fault_and_counts_the_fallbacks(tmp_path, samp
     usage = summary["enrichment_usage"]
     assert usage["fallbacks"] == 2 and usage["retries"] >= 3 and usage["invalid_answers"] >= 1
     collection = chromadb.HttpClient(host=host, port=port).get_collection(settings.tender_collection)
-    fallbacks = collection.get(where={"enrichment_source": "fallback"}, include=[])["ids"]
+    fallbacks = [tid for tid, card in stored.cards(settings).items() if card["enrichment_source"] == "fallback"]
     assert set(fallbacks) == never and collection.count() == ROWS

@@ -26,6 +26,7 @@ from tender_pipeline import kept, pipeline, sources, staging
 from tender_pipeline.errors import USER_ERRORS
 from tender_pipeline.settings import Settings
 from tender_pipeline.staging import StagingWriteError
+from tests import stored
 from tests.conftest import ROOT
 from tests.test_faults_chroma import _wait_for_state, batch, fast_retry_dag  # noqa: F401 (a fixture)
 
@@ -138,7 +139,7 @@ def test_staging_full_at_upsert_records_nothing_then_the_retry_completes_exactly
         assert [p.manifest["rows"] for p in kept.parts(stage)] == [ROWS]
     assert (summary["upserted"], summary["inserted"], summary["updated"]) == (ROWS, ROWS, 0)
     assert summary["collection_count"] == ROWS
-    got = chromadb.HttpClient(host=host, port=port).get_collection(settings.tender_collection).get(include=[])["ids"]
+    got = stored.chroma_ids(chromadb.HttpClient(host=host, port=port).get_collection(settings.tender_collection))
     assert sorted(got) == sorted(expected) and len(set(got)) == len(got)
 
 
@@ -200,5 +201,5 @@ def test_dag_retries_a_full_staging_volume_and_the_run_succeeds(fast_retry_dag, 
         assert tries["fetch"] >= 2 and tries["validate"] == 1, tries
         summary = staging.read_json(staging.run_dir(str(stage), dag_run.run_id) / "summary.json")
     assert (summary["upserted"], summary["collection_count"]) == (20, 20)
-    got = chromadb.HttpClient(host=host, port=port).get_collection(values["TENDER_COLLECTION"]).get(include=[])["ids"]
+    got = stored.chroma_ids(chromadb.HttpClient(host=host, port=port).get_collection(values["TENDER_COLLECTION"]))
     assert sorted(got) == sorted(expected)

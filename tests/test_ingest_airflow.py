@@ -23,6 +23,7 @@ import pytest
 from tender_pipeline import staging
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.settings import Settings
+from tests import stored
 from tests.batches import read_rows, write_rows
 
 UTC = UTC
@@ -56,9 +57,10 @@ def run_dag(dag, settings: Settings, run_conf: dict | None = None, **kwargs) -> 
     return staging.read_json(staging.run_dir(settings.staging_uri, dag_run.run_id) / "summary.json")
 
 
-def _snapshot(collection) -> dict:
-    got = collection.get(include=["metadatas", "documents"])
-    return {i: (m, d) for i, m, d in zip(got["ids"], got["metadatas"], got["documents"], strict=True)}
+def _snapshot(collection, settings) -> dict:
+    """{id: (card, text)}: ids from Chroma, each with what the lexical index holds for it."""
+    held = stored.notices(settings)
+    return {i: held.get(i) for i in stored.chroma_ids(collection)}
 
 
 def test_ingest_rerun_and_change(tender_dag, env, tmp_path, sample_csv):
@@ -77,20 +79,20 @@ def test_ingest_rerun_and_change(tender_dag, env, tmp_path, sample_csv):
         [("batch.csv", "242", "title", "BAD-1")]
     assert "required" in quarantine[0]["reason"]
     assert set(first["seconds"]) == {"fetch", "validate", "enrich", "embed", "upsert"}
-    before = _snapshot(collection)
+    before = _snapshot(collection, env)
     meta = before[rows[3]["tender_id"]][0]
     assert meta["country"] == rows[3]["country"] and meta["content_hash"] and None not in meta.values()
 
     rerun = run_dag(tender_dag, env, run_conf=conf)
     assert (rerun["unchanged"], rerun["enriched"], rerun["embedded"], rerun["upserted"]) == (240, 0, 0, 0)
-    assert _snapshot(collection) == before
+    assert _snapshot(collection, env) == before
 
     changed_id = rows[10]["tender_id"]
     rows[10]["description"] += " Includes a two-year maintenance period."
     write_rows(batch, rows)
     third = run_dag(tender_dag, env, run_conf=conf)
     assert (third["enriched"], third["embedded"], third["upserted"], third["updated"]) == (1, 1, 1, 1)
-    after = _snapshot(collection)
+    after = _snapshot(collection, env)
     assert collection.count() == 240
     assert {i for i in after if after[i] != before[i]} == {changed_id}
     assert "two-year maintenance" in after[changed_id][1]
@@ -104,8 +106,8 @@ def test_title_embedding_finds_its_tender(tender_dag, env, sample_csv):
     assert unique
     collection = _collection(env)
     vectors = get_embedder(env).embed_queries([r["title"] for r in unique])
-    found = collection.query(query_embeddings=vectors, n_results=1)
-    assert [ids[0] for ids in found["ids"]] == [r["tender_id"] for r in unique]
+    found = collection.query(query_embeddings=vectors, n_results=1, include=["metadatas"])
+    assert [metas[0]["t"] for metas in found["metadatas"]] == [r["tender_id"] for r in unique]  # the slot's tender
 
 
 def test_scheduled_intervals_from_s3_through_aws_default(tender_dag, env, monkeypatch, tmp_path, sample_csv):

@@ -11,6 +11,7 @@ import pytest
 from tender_pipeline import staging, store
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.settings import Settings
+from tests import stored
 from tests.gemini_fake import TEST_KEY, FakeGemini
 from tests.test_ingest_airflow import run_dag
 
@@ -51,7 +52,7 @@ def test_dag_run_in_gemini_mode(tender_dag, gemini_env, sample_csv, caplog):
     client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
     collection = client.get_collection(settings.tender_collection)
     assert collection.metadata["embedding_model"] == "gemini:gemini-embedding-001:768"
-    meta = collection.get(limit=1, include=["metadatas"])["metadatas"][0]
+    meta = next(iter(stored.cards(settings).values()))  # the card lives in the lexical index
     assert meta["enrichment_source"] == "gemini"
     # the collection refuses an embedder from another vector space
     local = get_embedder(settings.model_copy(update={"embed_backend": "local"}))

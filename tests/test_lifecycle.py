@@ -1,9 +1,9 @@
-"""Retention, compaction and rebuilds against a real `chroma run` and the lexical index.
+"""Retention and rebuilds against a real `chroma run` and the lexical index.
 
 Notices past retention leave search and by-id lookup, a rerun changes
-nothing, the counts add up, compaction keeps every live notice searchable and
-really drops the old collection, both rebuilds restore the stores, and the
-``tender_maintenance`` DAG runs the same functions through Airflow.
+nothing, the counts add up, retired notices' Chroma slots are reused by new
+ones (the collection does not grow, nothing is copied), both rebuilds restore
+the stores, and the ``tender_maintenance`` DAG runs the same functions through Airflow.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from fastapi.testclient import TestClient
 
 from search_api.main import create_app
 from search_api.settings import ApiSettings
-from tender_pipeline import lifecycle, pipeline, rebuild, store
+from tender_pipeline import lifecycle, pipeline, rebuild, recover, store
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.lexical import Filters, open_index
 from tender_pipeline.settings import Settings
+from tests import stored
 
 pytestmark = pytest.mark.slow
 TODAY = date(2026, 11, 29)
@@ -61,7 +62,7 @@ def stores(settings: Settings):
 def live_ids(settings: Settings) -> tuple[set[str], set[str]]:
     _, collection = stores(settings)
     index = open_index(settings.lexical_dir)
-    return set(collection.get(include=[])["ids"]), {h.id for h in index.matching(Filters(), 100)}
+    return set(stored.chroma_ids(collection)), {h.id for h in index.matching(Filters(), 100)}
 
 
 def test_retire_removes_notices_past_retention_and_a_rerun_changes_nothing(settings):
@@ -98,45 +99,53 @@ def api_settings(settings: Settings) -> ApiSettings:
                        feedback_path=str(Path(settings.staging_uri) / "fb.jsonl"))
 
 
-def test_compaction_swaps_in_a_fresh_collection_with_every_live_notice(settings):
-    lifecycle.retire_expired(settings, today=TODAY)
-    client, before = stores(settings)
-    assert lifecycle.needs_compaction(before, 0.25)  # 2 retired of 4 live
-    assert lifecycle.compact_if_due(settings.model_copy(update={"compact_ratio": 0.9}))["compacted"] is False
-    with TestClient(create_app(api_settings(settings))) as api:  # a replica holding the old collection
-        assert api.get("/tenders/OPEN-1").status_code == 200
-        got = lifecycle.compact_if_due(settings)
-        for _ in range(2):  # the held handle is stale: reopened by name, never a 503
-            assert api.get("/tenders/OPEN-1").status_code == 200
-            assert len(api.get("/search", params={"q": "road maintenance"}).json()["results"]) == 4
-    assert got == {**got, "compacted": True, "copied": 4}
-    _, after = stores(settings)
-    assert after.id != before.id and after.count() == 4
-    assert (after.metadata or {}).get(lifecycle.RETIRED_KEY) == 0
-    names = {c.name for c in client.list_collections()}
-    assert settings.tender_collection in names
-    assert not any(n.startswith(settings.tender_collection + "__") for n in names)  # old one dropped
-    vector = get_embedder(settings).embed_queries(["road maintenance OPEN-1"])[0]
-    assert after.query(query_embeddings=[vector], n_results=4, include=[])["ids"][0]
+def test_retired_slots_are_reused_so_the_collection_does_not_grow(settings, tmp_path):
+    _, collection = stores(settings)
+    slots_before = sorted(collection.get(include=[])["ids"])
+    assert len(slots_before) == len(NOTICES)
+    got = lifecycle.retire_expired(settings, today=TODAY)
+    assert (got["slots_freed"], got["chroma_slots"], got["chroma_after"]) == (2, 6, 4)
+    # the next batch: two new notices and a changed one take the two freed slots and keep their own
+    batch = tmp_path / "next.csv"
+    batch.write_text("tender_id,title,description,buyer,country,closing_date,source\n"
+                     "NEW-1,Solar street lights,Install solar street lights.,Energy Agency,Ghana,2031-01-01,t\n"
+                     "NEW-2,School desks,Supply of school desks.,Education Office,Ghana,2031-01-01,t\n"
+                     "OPEN-1,Road maintenance works OPEN-1,Pothole patching and new kerbs.,City Roads Agency,Ghana,"
+                     f"{(TODAY + timedelta(days=10)).isoformat()},test\n", "utf-8")
+    summary = pipeline.run_all(settings, "life-2", source=str(batch))
+    assert (summary["inserted"], summary["updated"], summary["collection_count"]) == (2, 1, 6)
+    assert sorted(collection.get(include=[])["ids"]) == slots_before  # no new slot, no copy
+    held = stored.chroma_ids(collection)
+    assert sorted(held) == sorted({"RECENT-1", "OPEN-1", "OPEN-2", "NODATE-1", "NEW-1", "NEW-2"})
+    with TestClient(create_app(api_settings(settings))) as api:
+        found = [r["id"] for r in api.get("/search", params={"q": "solar street lights"}).json()["results"]]
+        assert found[0] == "NEW-1" and not {"OLD-1", "OLD-2"} & set(found)
+        assert api.get("/tenders/OLD-1").status_code == 404
+    vector = get_embedder(settings).embed_queries(["solar street lights"])[0]
+    nearest = collection.query(query_embeddings=[vector], n_results=1, include=["metadatas"])
+    assert nearest["metadatas"][0][0]["t"] == "NEW-1"  # the slot names the tender it now holds
 
 
-def test_lexical_index_rebuilds_from_chroma(settings):
-    index = open_index(settings.lexical_dir)
-    assert all(h.vec for h in index.matching(Filters(), 100))  # the upsert task stored each vector
-    index.clear()
-    assert index.num_docs() == 0
-    got = rebuild.lexical_from_chroma(settings)
-    assert got["notices"] == got["lexical_count"] == len(NOTICES)
-    assert index.count(Filters(country="ghana")) == len(NOTICES)
-    assert all(h.vec for h in index.matching(Filters(), 100))
+def test_chroma_holds_slots_and_vectors_only(settings):
+    _, collection = stores(settings)
+    got = collection.get(include=["metadatas", "documents", "embeddings"])
+    assert sorted(got["ids"]) == [f"s{i}" for i in range(len(NOTICES))] and len(got["embeddings"]) == len(NOTICES)
+    assert sorted(m["t"] for m in got["metadatas"]) == sorted(NOTICES)  # the tender a slot holds
+    assert all(sorted(m) == ["s", "t"] for m in got["metadatas"]) and not any(got["documents"])  # the rest: the index
+    hashes = {tid: card["content_hash"] for tid, card in stored.cards(settings).items()}
+    assert all(m["s"].startswith(hashes[m["t"]] + "|1|0|") for m in got["metadatas"])  # what enrich compares
+    cards = open_index(settings.lexical_dir).notices(list(NOTICES))
+    assert all(card["title"].endswith(tid) and "Pothole" in text and len(vec) == get_embedder(settings).dim
+               for tid, (card, text, vec) in cards.items())
 
 
 def test_rebuild_upgrades_an_index_of_an_older_schema(settings):
     (settings.lexical_dir / "tender_schema.json").write_text('{"version": 1}', "utf-8")
-    got = rebuild.lexical_from_chroma(settings)  # what the refusal's message says to run
-    assert got["notices"] == got["lexical_count"] == len(NOTICES)
+    got = recover.lexical(settings, today=TODAY)  # what the refusal's message says to run
+    live = {"RECENT-1", "OPEN-1", "OPEN-2", "NODATE-1"}  # the replay skips what retention would retire
+    assert got["notices"] == got["replayed"] == len(live)
     fresh = open_index(settings.lexical_dir)
-    assert {h.id for h in fresh.matching(Filters(), 100)} == set(NOTICES)
+    assert {h.id for h in fresh.matching(Filters(), 100)} == live
     assert all(h.vec for h in fresh.matching(Filters(), 100))
 
 
@@ -160,12 +169,12 @@ def test_maintenance_dag_through_airflow(settings, airflow_db, monkeypatch):
     bag = DagBag(dag_folder=str(Path(__file__).parents[1] / "dags"))
     assert not bag.import_errors
     dag = bag.dags["tender_maintenance"]
-    assert [t.task_id for t in dag.tasks] == ["retire", "compact", "prune_staging"]
-    run = dag.test(run_conf={"force_compaction": False})
+    assert [t.task_id for t in dag.tasks] == ["retire", "prune_staging"]
+    run = dag.test()
     assert run.state == "success"
     pruned = run.get_task_instance("prune_staging").xcom_pull(task_ids="prune_staging")
     assert pruned["kept_live"] == 4 and pruned["runs_deleted"] == 0  # the run folder is younger than 7 days
     assert live_ids(settings)[0] == {"RECENT-1", "OPEN-1", "OPEN-2", "NODATE-1"}
-    assert dag.test(run_conf={"force_compaction": False}).state == "success"  # a rerun retires nothing
+    assert dag.test().state == "success"  # a rerun retires nothing
     assert len(live_ids(settings)[0]) == 4
 

@@ -19,6 +19,7 @@ import pytest
 from tender_pipeline import pipeline, staging
 from tender_pipeline.ocds.api import OcdsApiError, first_url
 from tender_pipeline.settings import Settings
+from tests import stored
 from tests.ocds_portal import FakePortal
 
 T0 = datetime(2026, 11, 27, tzinfo=UTC)
@@ -120,8 +121,7 @@ def test_three_intervals_through_airflow(tender_dag, env, monkeypatch):
     assert (replay["rows_read"], replay["stale"], replay["upserted"]) == (4, 1, 2)
     collection = chromadb.HttpClient(host=env.chroma_host, port=env.chroma_port).get_collection(env.tender_collection)
     assert collection.count() == 9  # ten OCIDs, one of them award-only
-    grounds = collection.get(ids=["ocds-b5fd17-00000000-0000-4000-8000-000000000001"], include=["metadatas"])
-    meta = grounds["metadatas"][0]
+    meta = stored.cards(env)["ocds-b5fd17-00000000-0000-4000-8000-000000000001"]
     assert meta["versions"] == 2 and meta["is_corrigendum"] and meta["title"].endswith("(amended)")
 
 

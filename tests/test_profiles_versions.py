@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tender_pipeline import pipeline, store
+from tender_pipeline import pipeline
 from tender_pipeline.settings import Settings
+from tests import stored
 
 FIXTURES = Path(__file__).parent / "fixtures" / "profiles"
 
@@ -15,6 +16,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "profiles"
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(chroma_host="", chroma_path=str(tmp_path / "chroma"), staging_uri=str(tmp_path / "staging"),
+                    lexical_index_path=str(tmp_path / "lexical"),
                     tender_collection="versions", enrich_backend="local", embed_backend="local",
                     profile="", profiles_path="")
 
@@ -28,9 +30,7 @@ def ingest(settings: Settings, run_id: str, name: str) -> dict:
 
 
 def metadata(settings: Settings) -> dict[str, dict]:
-    collection = store.get_client(settings).get_collection("versions")
-    got = collection.get(include=["metadatas"])
-    return dict(zip(got["ids"], got["metadatas"], strict=True))
+    return stored.cards(settings)
 
 
 def test_snapshot_reingest_updates_and_counts_versions(settings):

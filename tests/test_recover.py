@@ -1,14 +1,13 @@
-"""A lost disk rebuilt by one command: the lexical index (from staging, or its published copy) and staging
-(from the stores and the incoming folder), each with every live notice back, searchable, same card.
-
-The tests do not rely on Chroma holding documents: the staging test also runs against a collection of
-ids, vectors and metadata only (the layout branch `chroma` moves to).
+"""A lost disk rebuilt by one command: the lexical index (from staging, or its published copy), Chroma (from
+staging's kept parts, after the run folders are pruned) and staging (from the stores and the incoming folder),
+each with every live notice back, searchable, same card. Chroma holds ids and vectors only.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,9 +16,11 @@ from fastapi.testclient import TestClient
 
 from search_api.main import create_app
 from search_api.settings import ApiSettings
-from tender_pipeline import cli, kept, lifecycle, pipeline, recover, sources, store
+from tender_pipeline import cli, kept, lifecycle, pipeline, recover, slots, sources, staging_retention, store
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.settings import Settings, get_settings
+from tests import stored
+from tests.services import chroma_server
 from tests.test_staging_retention import FIRST, SECOND, T0, TODAY, cards, world  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
@@ -41,8 +42,9 @@ def searchable(settings: Settings, expected: dict[str, dict]) -> None:
                       feedback_path=str(Path(settings.staging_uri).parent / "fb.jsonl"), warm_embedder=False)
     with TestClient(create_app(api)) as client:
         for tid, card in expected.items():
-            hits = client.get("/search", params={"q": card["title"], "limit": 10}).json()["results"]
-            assert tid in [h["id"] for h in hits], (tid, hits)
+            body = client.get("/search", params={"q": card["title"], "limit": 10}).json()
+            hits = body.get("results", body)
+            assert "results" in body and tid in [h["id"] for h in hits], (tid, body)
             page = client.get(f"/tenders/{tid}").json()
             assert (page["title"], page["closing_date"], page["ingested_at"]) == \
                 (card["title"], card["closing_date"] or None, card["ingested_at"])
@@ -88,29 +90,11 @@ def test_lost_lexical_disk_comes_back_from_its_published_copy(chroma, tmp_path, 
     assert cards(settings) == before and set(before) == {"P1", "P2"}
 
 
-def _without_documents(settings: Settings) -> None:
-    """Rewrite the collection as ids, vectors and metadata only (no documents), as branch chroma keeps it."""
-    embedder = get_embedder(settings)
-    client = store.get_client(settings)
-    collection = store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim)
-    got = collection.get(include=["embeddings", "metadatas"])
-    client.delete_collection(settings.tender_collection)
-    fresh = store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim)
-    fresh.upsert(ids=got["ids"], embeddings=got["embeddings"], metadatas=got["metadatas"])
-    assert not any(fresh.get(include=["documents"])["documents"])
-
-
-@pytest.mark.parametrize("chroma_documents", [True, False], ids=["chroma-with-documents", "chroma-ids-vectors"])
-def test_lost_staging_disk_comes_back_from_the_stores_and_the_incoming_folder(world, live, chroma_documents):  # noqa: F811
-    if not chroma_documents:
-        _without_documents(world)
+def test_lost_staging_disk_comes_back_from_the_stores_and_the_incoming_folder(world, live):  # noqa: F811
     shutil.rmtree(world.staging_uri)
     got = recover.staging_disk(world, today=TODAY)
     assert got["notices"] == 4 and got["vector_from_chroma"] == 4
-    if chroma_documents:
-        assert got["text_from_chroma"] == 4
-    else:  # the index's stored text once it keeps one; until then the card's lines (no description)
-        assert got["text_from_index"] + got["text_from_card"] == 4
+    assert got["text_from_index"] == 4  # the index stores the text (Chroma holds ids and vectors only)
     (part,) = kept.parts(world.staging_uri)
     assert sorted(r["tender_id"] for r in part.rows()) == sorted(LIVE)
 
@@ -131,3 +115,33 @@ def test_lost_staging_disk_comes_back_from_the_stores_and_the_incoming_folder(wo
     assert recover.lexical(world, today=TODAY)["notices"] == 4
     assert cards(world) == live
     searchable(world, live)
+
+
+def test_lost_chroma_disk_comes_back_from_the_kept_parts_with_the_command(
+        world, live, tmp_path, monkeypatch, capsys):  # noqa: F811
+    staging_retention.prune(world, today=TODAY, now=time.time() + 8 * 86_400)  # the run folders are gone
+    assert not [p for p in Path(world.staging_uri).iterdir() if p.name.startswith("scheduled__")]
+    with chroma_server(tmp_path / "fresh-chroma") as (host, port):  # a server on an empty disk
+        lost = world.model_copy(update={"chroma_host": host, "chroma_port": port})
+        for key in ("chroma_host", "chroma_port", "tender_collection", "staging_uri", "lexical_index_path",
+                    "embed_backend", "enrich_backend"):
+            monkeypatch.setenv(key.upper(), str(getattr(lost, key)))
+        get_settings.cache_clear()
+        try:
+            assert cli.main(["recover", "chroma"]) == 0
+        finally:
+            get_settings.cache_clear()
+        got = json.loads(capsys.readouterr().out)
+        assert (got["vectors_from_kept"], got["vectors_from_index"], got["collection_count"]) == (4, 0, 4)
+        embedder = get_embedder(lost)
+        collection = store.open_collection(store.get_client(lost), lost.tender_collection, embedder.model_id,
+                                           embedder.dim, create=False)
+        assert sorted(stored.chroma_ids(collection)) == sorted(LIVE)
+        searchable(lost, live)
+        # a notice no kept part holds (its part lost too) gets the lexical index's int8 copy
+        slots.release(collection, ["A"])
+        for part in kept.parts(lost.staging_uri):
+            kept.drop(part)
+        again = recover.chroma(lost, today=TODAY)
+        assert (again["vectors_from_kept"], again["vectors_from_index"], again["collection_count"]) == (0, 1, 4)
+        searchable(lost, live)

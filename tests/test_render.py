@@ -362,10 +362,11 @@ def staging_problems(bp: dict) -> list[str]:
 # --------------------------------------------------------------------------- sized for the design point
 # What `python bench/storage.py --live 2000000` measured on 2026-12-07 (docs/running/capacity.md,
 # bench/README.md): steady bytes of each store at 2 million live notices, and the projected RSS of the two
-# servers. Re-measure and update these with render.yaml whenever a store's layout changes (issue 23's Chroma half).
-STEADY_BYTES = {"chroma": 48_993_955_335, "lexical": 4_091_788_974, "staging": 11_965_973_002,
-                "airflow_db": 15_265_127, "feedback": 68_042_448}
-RSS_BYTES = {"chroma": 8_981_113_384, "search-api": 4_152_488_321}
+# servers; Chroma's layout is issue 23's (vectors in reusable slots). Re-measure and update these with render.yaml
+# whenever a store's layout changes.
+STEADY_BYTES = {"chroma": 8_811_777_242, "lexical": 4_479_207_809, "staging": 12_182_559_511,
+                "airflow_db": 15_400_295, "feedback": 67_697_567}
+RSS_BYTES = {"chroma": 9_967_353_019, "search-api": 4_526_585_867}
 # What each disk holds; a lexical index is counted twice (a merge writes the new segment before it deletes the
 # old ones; a following copy keeps the previous version's files until the next is in place).
 DISK_HOLDS = {"chroma": {"chroma": 1}, "airflow-worker": {"staging": 1, "lexical": 2},

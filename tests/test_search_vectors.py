@@ -18,6 +18,7 @@ from search_api.settings import ApiSettings
 from tender_pipeline import store
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.lexical import Filters, LexicalIndex, open_index
+from tests import stored
 
 pytestmark = pytest.mark.slow
 QUERIES = [
@@ -38,8 +39,8 @@ def searchers(indexed_sample, tmp_path_factory):
     with_vectors = open_index(settings.lexical_dir)
     assert all(h.vec for h in with_vectors.matching(Filters(), 1000))  # the upsert task stored every vector
     without = LexicalIndex(tmp_path_factory.mktemp("lex") / "novec")
-    got = collection.get(include=["metadatas", "documents"])
-    without.upsert(got["ids"], got["metadatas"], got["documents"])  # as an index of schema v1 held them
+    held = stored.notices(settings)
+    without.upsert(list(held), [c for c, _ in held.values()], [t for _, t in held.values()])  # as schema v1 held them
     intent = SectorIntent(embedder, settings.taxonomy_path)
     # the sample's 240 notices always take the few-pass path when filtered; a cap of 10 forces kNN
     overfetch = settings.model_copy(update={"search_exhaustive_max": 10})

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tender_pipeline import kept, pipeline, rebuild, sources, staging_retention, store
+from tender_pipeline import kept, pipeline, rebuild, slots, sources, staging_retention, store
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.lexical import Filters, open_index
 from tender_pipeline.settings import Settings
@@ -102,7 +102,7 @@ def test_both_stores_rebuild_after_pruning_with_the_same_cards(world):
     embedder = get_embedder(world)
     collection = store.open_collection(store.get_client(world), world.tender_collection, embedder.model_id,
                                        embedder.dim)
-    collection.delete(ids=["A"])
+    slots.release(collection, ["A"])
     open_index(world.lexical_dir).clear()
     got = rebuild.from_staging(world, today=TODAY)
     assert got["records_replayed"] == 4 and got["collection_count"] == got["lexical_count"] == 4

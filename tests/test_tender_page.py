@@ -14,13 +14,16 @@ import re
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from search_api.main import create_app
 from search_api.settings import ApiSettings
-from tender_pipeline import pipeline, store
+from tender_pipeline import pipeline, slots, store
+from tender_pipeline.lexical import open_index
 from tender_pipeline.settings import Settings
+from tests import stored
 from tests.services import wait_app_ready as wait_ready
 
 pytestmark = pytest.mark.slow
@@ -97,10 +100,11 @@ def test_similar_tenders_are_open_nearest_neighbours(api, rows, indexed_sample):
     # the same order as a plain kNN on the tender's stored vector, closed ones skipped
     client = store.get_client(Settings(**indexed_sample))
     coll = client.get_collection(indexed_sample["tender_collection"])
-    vector = coll.get(ids=[SOLAR], include=["embeddings"])["embeddings"][0]
-    knn = coll.query(query_embeddings=[vector], n_results=60, include=["metadatas"])
-    open_order = [t for t, m in zip(knn["ids"][0], knn["metadatas"][0], strict=True)
-                  if t != SOLAR and m["closing_num"] >= int(today.strftime("%Y%m%d"))]
+    vector = np.frombuffer(open_index(Settings(**indexed_sample).lexical_dir).notices([SOLAR])[SOLAR][2], np.int8)
+    knn = coll.query(query_embeddings=[vector.astype(np.float32)], n_results=60, include=["metadatas"])
+    metas = stored.cards(Settings(**indexed_sample))
+    open_order = [t for t in slots.tenders(knn["ids"][0], knn["metadatas"][0])
+                  if t != SOLAR and metas[t]["closing_num"] >= int(today.strftime("%Y%m%d"))]
     assert ids == open_order[:len(ids)]
 
 
@@ -235,8 +239,7 @@ def test_unknown_currency_stays_searchable_without_a_reporting_value(odd, indexe
     where, summary = odd
     assert summary["upserted"] == 3
     assert summary["unknown_currency"] == 2 and summary["unknown_currencies"] == {"(none)": 1, "KES": 1}
-    coll = store.get_client(Settings(**where)).get_collection(where["tender_collection"])
-    metas = dict(zip(*(lambda g: (g["ids"], g["metadatas"]))(coll.get(include=["metadatas"])), strict=True))
+    metas = stored.cards(Settings(**where))
     assert metas["ODD-1"]["value_amount"] == 250000.0 and metas["ODD-1"]["value_report"] == -1.0
     assert metas["ODD-2"]["value_report"] == -1.0
     assert metas["ODD-3"]["value_report"] > 0 and metas["ODD-3"]["report_currency"] == "USD"

@@ -49,12 +49,11 @@ def ingest(args: argparse.Namespace) -> int:
 
 
 def maintain(args: argparse.Namespace) -> int:
-    """Retire notices past retention, compact when due, prune staging (what tender_maintenance runs daily)."""
+    """Retire notices past retention (freeing their Chroma slots), prune staging (what tender_maintenance runs)."""
     from tender_pipeline import lifecycle, staging_retention
 
     settings = get_settings()
     summary = {"retire": lifecycle.retire_expired(settings),
-               "compaction": lifecycle.compact_if_due(settings, force=args.force_compaction),
                "staging": staging_retention.prune(settings)}
     print(json.dumps(summary, indent=2))
     return 0
@@ -75,6 +74,8 @@ def recover(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.store == "lexical":
         summary = recovering.lexical(settings)
+    elif args.store == "chroma":
+        summary = recovering.chroma(settings)
     else:
         before = datetime.fromisoformat(args.ingested_before) if args.ingested_before else None
         if before is not None and before.tzinfo is None:
@@ -86,14 +87,10 @@ def recover(args: argparse.Namespace) -> int:
 
 
 def rebuild(args: argparse.Namespace) -> int:
-    """Rebuild the lexical index from Chroma, or both stores from the staged runs."""
+    """Rebuild both stores from the staged runs (Chroma holds no cards to re-index the lexical index from)."""
     from tender_pipeline import rebuild as rebuilding
 
-    settings = get_settings()
-    if args.source == "chroma":
-        summary = rebuilding.lexical_from_chroma(settings)
-    else:
-        summary = rebuilding.from_staging(settings)
+    summary = rebuilding.from_staging(get_settings())
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -128,9 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the full run summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(run=ingest)
-    m = sub.add_parser("maintain", help="retire notices past RETENTION_DAYS; compact the collection when due; "
+    m = sub.add_parser("maintain", help="retire notices past RETENTION_DAYS (their Chroma slots are reused); "
                                         "prune staging")
-    m.add_argument("--force-compaction", action="store_true", help="compact even if not enough were retired")
     m.add_argument("-v", "--verbose", action="store_true")
     m.set_defaults(run=maintain)
     ps = sub.add_parser("prune-staging", help="delete run folders past STAGING_RETENTION_DAYS and kept records of "
@@ -138,17 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     ps.add_argument("-v", "--verbose", action="store_true")
     ps.set_defaults(run=prune_staging)
     rc = sub.add_parser("recover", help="a lost disk: rebuild the lexical index (from its published copy or "
-                                        "staging) or staging (from the stores and INCOMING_URI)")
-    rc.add_argument("store", choices=["lexical", "staging"], help="the store whose disk was lost")
+                                        "staging), Chroma (its vectors, from staging) or staging (from the "
+                                        "stores and INCOMING_URI)")
+    rc.add_argument("store", choices=["lexical", "chroma", "staging"], help="the store whose disk was lost")
     rc.add_argument("--ingested-before", default=None, metavar="ISO_TIME",
                     help="staging: batch files that arrived before this time (UTC unless given) were all ingested; "
                          "claim them in the ledger even where a later batch changed their notices")
     rc.add_argument("-v", "--verbose", action="store_true")
     rc.set_defaults(run=recover)
-    r = sub.add_parser("rebuild", help="rebuild the lexical index from Chroma, or both stores from staging")
-    r.add_argument("--from", dest="source", choices=["chroma", "staging"], default="chroma",
-                   help="chroma: re-index the lexical index from the collection (default); staging: replay "
-                        "every live notice kept in staging into a fresh collection and lexical index")
+    r = sub.add_parser("rebuild", help="rebuild both stores from staging (a schema change of the lexical index)")
+    r.add_argument("--from", dest="source", choices=["staging"], default="staging",
+                   help="staging: replay every live notice kept in staging into a fresh collection and lexical "
+                        "index (the only source: Chroma holds ids and vectors only)")
     r.add_argument("-v", "--verbose", action="store_true")
     r.set_defaults(run=rebuild)
     d = sub.add_parser("db", help="the saved-search/alerts database at DATABASE_URL")

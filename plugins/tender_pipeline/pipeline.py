@@ -8,6 +8,7 @@ of counts and seconds, so any stage can be retried alone, on any worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from tender_pipeline import identity, kept, lexical, sources, staging, store
+from tender_pipeline import identity, kept, lexical, slots, sources, staging, store
 from tender_pipeline.documents import document_text
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
@@ -212,7 +213,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
             records.append(TenderRecord.model_validate(row["record"]))
             releases.append(int(row.get("versions") or 1))
             released.append(row.get("released", ""))
-        _, collection = _collection(settings)
+        _, collection = _collection(settings)  # each slot's state: no lexical index needed on this machine
         records = identity.link_to_index(records, lambda ids: set(store.existing_state(collection, ids)))
         hashes = [r.content_hash() for r in records]
         state = store.existing_state(collection, [r.tender_id for r in records])
@@ -292,7 +293,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 # --------------------------------------------------------------------------- upsert
 def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
-    """Write vectors, documents and metadata to Chroma; returns and saves the run summary."""
+    """Write ids and vectors to Chroma, cards and texts to the lexical index; returns and saves the run summary."""
     run = staging.location(run_dir)
     with _stage(run, "upsert") as stats, staging.open_npy(run / "embeddings.npy") as vectors:  # rows read per chunk
         enriched = staging.read_json(run / "enrich.json")
@@ -314,8 +315,10 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 payloads = [kept.notice_payload(r, now, reporter, i) for i, r in zip(items, rows, strict=True)]
                 ids, metas, texts = [p[0] for p in payloads], [p[1] for p in payloads], [p[2] for p in payloads]
                 chunk = np.asarray(vectors[seen:seen + len(items)])  # this chunk's rows of the memory map
-                written += store.upsert(collection, ids, chunk, texts, metas, client=client, progress=bar.update)
+                written += store.upsert(collection, ids, chunk, client=client, progress=bar.update)
                 writer.upsert(ids, metas, texts, chunk)
+                writer.after_commit.append(functools.partial(  # "unchanged" only once the index holds it
+                    slots.record, collection, ids, [store.state_of(m) for m in metas]))
                 seen += len(items)
                 inserted.update(r["file"] for r in rows if not r["existed"])
                 updated.update(r["file"] for r in rows if r["existed"])
@@ -323,9 +326,12 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
             if seen != len(vectors):
                 raise RuntimeError(f"{seen} enriched records but {len(vectors)} vectors; rerun embed")
         stats["kept_part"] = kept.seal(run, now)  # what a rebuild needs once the run folder is pruned
-        unchanged = enriched.get("unchanged_ids", [])
-        stats.update(upserted=written, lexical_repaired=store.repair_lexical(collection, index, unchanged),
-                     lexical_count=index.num_docs(), inserted=sum(inserted.values()),
+        missing = index.missing(enriched.get("unchanged_ids", []))
+        if missing:  # Chroma holds them unchanged, the index lost them: only its recovery brings them back
+            log.warning("%d unchanged notice(s) are missing from the lexical index (e.g. %s): run "
+                        "`python -m tender_pipeline recover lexical`", len(missing), missing[:3])
+        stats.update(upserted=written, lexical_missing=len(missing), lexical_count=index.num_docs(),
+                     inserted=sum(inserted.values()),
                      updated=sum(updated.values()),
                      collection_count=collection.count(),
                      inserted_per_file=dict(inserted),

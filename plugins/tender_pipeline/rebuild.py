@@ -1,47 +1,26 @@
-"""Rebuild the stores: the lexical index from Chroma, or both from the staged runs.
+"""Rebuild both stores from the staged runs (a schema change of the lexical index, or both disks lost).
 
-* ``lexical_from_chroma`` — the lexical index lost or out of step (a new
-  volume, a schema change): every notice Chroma holds is re-indexed, in one
-  commit, so readers switch from the old index to the new one at once.
+Chroma holds ids and vectors only, so the lexical index cannot be re-indexed from it: a lost index comes
+back with ``recover lexical`` (published copy or kept parts), a lost Chroma with ``recover chroma``.
+
 * ``from_staging`` — disaster recovery: every live notice sealed under
   ``<STAGING_URI>/_kept`` (``kept``: the latest write of each id, not past
   retention) is replayed in write order into a fresh collection and a fresh
-  lexical index; the fresh collection is then swapped in by name, as compaction does.
+  lexical index; the fresh collection is then swapped in by name (readers reopen it by name).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tender_pipeline import kept, staging, staging_retention, store
+from tender_pipeline import kept, slots, staging, staging_retention, store
 from tender_pipeline.lifecycle import _drop
 
 log = logging.getLogger(__name__)
-
-
-def lexical_from_chroma(settings, batch: int = 2000) -> dict[str, Any]:
-    from tender_pipeline.embed import get_embedder
-    from tender_pipeline.lexical import open_index
-
-    started = time.perf_counter()
-    embedder = get_embedder(settings)
-    client = store.get_client(settings)
-    collection = store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim,
-                                       create=False)
-    index = open_index(settings.lexical_dir, recreate=True)  # also the schema upgrade
-    copied = 0
-    with index.writing() as writer:
-        writer.clear()
-        ids = collection.get(include=[])["ids"]
-        for part in store.chunked(ids, batch):
-            got = collection.get(ids=list(part), include=["metadatas", "documents", "embeddings"])
-            copied += writer.upsert(got["ids"], [m or {} for m in got["metadatas"]],
-                                    [d or "" for d in got["documents"]], got["embeddings"])
-    return {"rebuilt": "lexical", "from": "chroma", "notices": copied, "lexical_count": index.num_docs(),
-            "seconds": round(time.perf_counter() - started, 2)}
 
 
 def from_staging(settings, today=None) -> dict[str, Any]:
@@ -64,8 +43,9 @@ def from_staging(settings, today=None) -> dict[str, Any]:
     with index.writing() as writer:
         writer.clear()
         for ids, metas, texts, vectors in kept.live_notices(settings, today):
-            store.upsert(fresh, ids, vectors, texts, metas, client=client)
+            store.upsert(fresh, ids, vectors, client=client)
             writer.upsert(ids, metas, texts, vectors)
+            writer.after_commit.append(functools.partial(slots.record, fresh, ids, [store.state_of(m) for m in metas]))
             replayed += len(ids)
         try:
             old = client.get_collection(name, embedding_function=None)

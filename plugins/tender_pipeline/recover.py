@@ -17,8 +17,13 @@
   notices a later batch changed) is listed and left alone, unless it arrived
   before ``--ingested-before``, a time the operator knows every run had completed by.
 
-Chroma's disk: ``rebuild --from staging`` replays the kept records into a fresh
-collection (and index). Both commands hold the stores' writer lock.
+* ``chroma``: Chroma's disk is gone. Chroma holds ids and vectors only, so the
+  float32 vector of every live notice sealed in staging (``kept``) is written
+  back into the collection in place (created when absent); a notice the
+  lexical index holds that no kept part has gets its vector from the index's
+  int8 copy. The lexical index is left as it is.
+
+Every command holds the stores' writer lock.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Any
 import numpy as np
 import tantivy
 
-from tender_pipeline import identity, kept, lexical_sync, sources, staging, store
+from tender_pipeline import identity, kept, lexical_sync, slots, sources, staging, store
 from tender_pipeline.documents import document_text
 from tender_pipeline.lexical import LexicalIndex, open_index
 from tender_pipeline.models import EnrichedTender, TenderRecord
@@ -100,10 +105,47 @@ def _compare_with_chroma(settings, index: LexicalIndex) -> dict[str, Any]:
         embedder = get_embedder(settings)
         collection = store.open_collection(store.get_client(settings), settings.tender_collection,
                                            embedder.model_id, embedder.dim, create=False)
-        ids = collection.get(include=[])["ids"]
+        got = collection.get(include=["metadatas"])  # every slot: a batch command may scan
+        ids = [t for t in slots.tenders(got["ids"], got["metadatas"]) if t is not None]
     except Exception as exc:  # Chroma down or empty: the index stands on its own
         return {"chroma": f"not compared ({str(exc).splitlines()[0][:120]})"}
     return {"chroma_count": len(ids), "missing_from_lexical": len(index.missing(ids))}
+
+
+# --------------------------------------------------------------------------- Chroma
+def chroma(settings, today: date | None = None, batch: int = 2000) -> dict[str, Any]:
+    """Every live notice's vector back into Chroma: from staging's kept parts, else the lexical index's copy."""
+    from tender_pipeline.embed import get_embedder
+
+    started = time.perf_counter()
+    embedder = get_embedder(settings)
+    client = store.get_client(settings)
+    collection = store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim)
+    index = open_index(settings.lexical_dir)
+    from_kept = 0
+    with index.writing():  # no upsert or retirement meanwhile
+        for ids, metas, _, vectors in kept.live_notices(settings, today):
+            from_kept += store.upsert(collection, ids, vectors, client=client)
+            slots.record(collection, ids, [store.state_of(m) for m in metas])  # the index holds them already
+        s = index.searcher()
+        held = [s.doc(addr).get_first("id") for _, addr in
+                s.search(tantivy.Query.all_query(), limit=max(s.num_docs, 1), count=False).hits]
+        from_index = 0
+        for start in range(0, len(held), batch):
+            part = held[start:start + batch]
+            lacking = set(part) - set(slots.slots_of(collection, part))
+            docs = [d for d in (s.doc(a) for _, a in s.search(
+                tantivy.Query.term_set_query(index.schema, "id", sorted(lacking)), limit=len(lacking),
+                count=False).hits)] if lacking else []
+            if docs:
+                vectors = np.stack([_dequantize(d) for d in docs]).astype(np.float32)
+                got = [d.get_first("id") for d in docs]
+                from_index += store.upsert(collection, got, vectors, client=client)
+                slots.record(collection, got, [store.state_of(json.loads(bytes(d.get_first("card")))) for d in docs])
+    return {"recovered": "chroma", "from": f"staging {kept.kept_dir(settings.staging_uri)}",
+            "vectors_from_kept": from_kept, "vectors_from_index": from_index,
+            "collection_count": collection.count(), "lexical_count": len(held),
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 # --------------------------------------------------------------------------- reading every stored notice
@@ -147,15 +189,8 @@ def _rows(docs: list, collection) -> tuple[list[dict], np.ndarray, dict]:
     metas = [json.loads(bytes(d.get_first("card"))) for d in docs]
     stored = [d.to_dict() for d in docs]
     texts = [_stored_text(doc) for doc in stored]
-    vectors: dict[str, np.ndarray] = {}
-    chroma_docs: dict[str, str] = {}
-    if collection is not None:
-        got = collection.get(ids=ids, include=["embeddings", "documents"])
-        for tid, vec, text in zip(got["ids"], got["embeddings"], got["documents"] or [None] * len(got["ids"]),
-                                  strict=True):
-            vectors[tid] = np.asarray(vec, dtype=np.float32)
-            if text:
-                chroma_docs[tid] = text
+    vectors = slots.vectors_of(collection, ids) if collection is not None else {}
+    chroma_docs: dict[str, str] = {}  # Chroma holds no texts since issue 23: the index's, else the card's
     counts = {"text_from_index": 0, "text_from_chroma": 0, "text_from_card": 0, "vector_from_chroma": 0,
               "vector_from_index": 0}
     rows, out = [], []

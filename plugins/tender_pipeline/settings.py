@@ -135,10 +135,6 @@ class Settings(BaseSettings):
         10, ge=0, le=19,
         description="Niceness of the CPU-heavy enrich and embed stages, so searches served from the same host keep "
         "their CPU while a batch lands (`0` = no change).")
-    compact_ratio: float = Field(
-        0.25, gt=0,
-        description="Compact the collection (copy the live notices into a fresh one) once the notices retired since "
-        "the last compaction reach this share of the live set: Chroma's deletes leave the vectors in its files.")
 
     # models
     gemini_api_key: SecretStr | None = Field(

@@ -1,9 +1,15 @@
-"""The Chroma collection: client, metadata schema, incremental lookups, batched upserts.
+"""The Chroma collection: client, the notice's card fields, incremental lookups, batched upserts.
 
 A server (``CHROMA_HOST``) in production and tests; an embedded
 ``PersistentClient`` under ``CHROMA_PATH`` when no host is set. The collection
 records the embedding model and dimension it was built with, and refuses an
 embedder that differs rather than mixing vector spaces.
+
+Chroma holds vectors only (issue 23), each in a reusable slot that names its
+tender and keeps the few fields ``enrich`` compares (``slots``, ``state_of``):
+kNN is all it answers. The card (``to_metadata``), the text and every filter
+live in the lexical index. Each metadata key or document in Chroma cost disk in
+its SQLite tables and their full-text index (bench/README.md, "What Chroma holds").
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tender_pipeline import slots
 from tender_pipeline.models import EnrichedTender
 from tender_pipeline.money import UNKNOWN_VALUE, Reporter
 from tender_pipeline.settings import Settings
@@ -89,18 +96,26 @@ def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-def existing_state(collection, ids: Iterable[str], batch: int = 1000) -> dict[str, dict[str, Any]]:
-    """content_hash, versions and is_corrigendum per id already in the collection."""
+STATE_FIELDS = ("content_hash", "versions", "is_corrigendum", "enrichment_source", "released")
+
+
+def state_of(meta: dict[str, Any]) -> str:
+    """The fields ``enrich`` compares, in one short string (one metadata row in Chroma instead of five)."""
+    return "|".join([str(meta.get("content_hash", "")), str(int(meta.get("versions") or 1)),
+                     "1" if meta.get("is_corrigendum") else "0", str(meta.get("enrichment_source", "")),
+                     str(meta.get("released", ""))])
+
+
+def existing_state(collection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """content_hash, versions, is_corrigendum, enrichment_source and released per id already stored (its slot's
+    recorded state: ``slots.record``). A notice whose write the lexical index never committed has none, so it is
+    written again rather than skipped as unchanged."""
     found: dict[str, dict[str, Any]] = {}
-    for part in chunked(list(ids), batch):
-        got = collection.get(ids=list(part), include=["metadatas"])
-        for tid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
-            meta = meta or {}
-            found[tid] = {"content_hash": meta.get("content_hash", ""),
-                          "versions": int(meta.get("versions") or 1),
-                          "is_corrigendum": bool(meta.get("is_corrigendum", False)),
-                          "enrichment_source": meta.get("enrichment_source", ""),
-                          "released": meta.get("released", "")}  # an OCDS notice's latest release date
+    for tid, state in slots.states_of(collection, list(ids)).items():
+        content_hash, versions, corrigendum, source, released = (state.split("|", 4) + [""] * 5)[:5]
+        found[tid] = {"content_hash": content_hash, "versions": int(versions or 1),
+                      "is_corrigendum": corrigendum == "1", "enrichment_source": source,
+                      "released": released}  # an OCDS notice's latest release date
     return found
 
 
@@ -153,36 +168,15 @@ def to_metadata(item: EnrichedTender, ingested_at: datetime, reporter: Reporter 
     }
 
 
-def upsert(collection, ids: list[str], embeddings: np.ndarray, documents: list[str],
-           metadatas: list[dict[str, Any]], client=None, progress=None) -> int:
-    """Upsert in batches the server accepts; returns how many were written."""
+def upsert(collection, ids: list[str], embeddings: np.ndarray, client=None, progress=None) -> int:
+    """Write each notice's vector into its Chroma slot (``slots``: a notice's own, a freed one, or a new one),
+    in batches the server accepts; returns how many were written. ``ids`` must be unique."""
     limit = client.get_max_batch_size() if client is not None else 5000
     limit = max(1, min(limit, 5000))
     written = 0
     for start in range(0, len(ids), limit):
         end = start + limit
-        collection.upsert(
-            ids=ids[start:end], embeddings=embeddings[start:end],
-            documents=documents[start:end], metadatas=metadatas[start:end],
-        )
-        written += len(ids[start:end])
+        written += slots.write(collection, ids[start:end], np.asarray(embeddings[start:end]), limit)
         if progress:
             progress(len(ids[start:end]))
     return written
-
-
-def repair_lexical(collection, index, ids: Sequence[str], batch: int = 1000) -> int:
-    """Copy notices that Chroma holds but the lexical index lacks (e.g. a new or lost index folder).
-
-    Unchanged records skip enrich/embed/upsert, so without this a rerun could
-    never converge the two stores; returns how many were copied."""
-    missing = index.missing(ids)
-    copied = 0
-    for part in chunked(missing, batch):
-        got = collection.get(ids=list(part), include=["metadatas", "documents", "embeddings"])
-        index.upsert(got["ids"], [m or {} for m in got["metadatas"]], [d or "" for d in got["documents"]],
-                     got["embeddings"])
-        copied += len(got["ids"])
-    if copied:
-        log.info("lexical index: copied %d notice(s) it lacked from Chroma", copied)
-    return copied

@@ -126,8 +126,8 @@ class BatchSearch:
         return found
 
     def cards(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        got = self.collection.get(ids=ids, include=["metadatas"]) if ids else {"ids": [], "metadatas": []}
-        return {tid: card_fields(tid, meta or {}) for tid, meta in zip(got["ids"], got["metadatas"], strict=True)}
+        got = self.searcher.lexical.cards(ids) if ids else {}  # the cards live in the lexical index, not Chroma
+        return {tid: card_fields(tid, meta or {}) for tid, meta in got.items()}
 
 
 def _recorded(session: Session, ids: list[str]) -> dict[str, dict[str, set[str]]]:

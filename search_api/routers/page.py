@@ -72,7 +72,7 @@ def tender_page(request: Request, tender_id: TenderId, services: ServicesDep,
             raise
         return TEMPLATES.TemplateResponse(request, "not_found.html", {"tender_id": tender_id}, status_code=404)
     t = notice.tender(stored, services.reporter)
-    similar = with_collection(services, lambda c: notice.similar_open(c, stored, today))
+    similar = with_collection(services, lambda c: notice.similar_open(c, services.lexical(), stored, today))
     for s in similar:
         notice.with_report_value(s, services.reporter)
     question = " ".join(question.split())

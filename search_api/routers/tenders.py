@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 
 from search_api import notice
-from search_api.deps import ServicesDep, with_collection
+from search_api.deps import ServicesDep
 from search_api.models import AskIn, AskOut, AskPassage, ErrorBody, Tender
 from search_api.services import Services
 
@@ -17,11 +17,11 @@ TenderId = Annotated[str, Path(min_length=1, max_length=256, examples=["PK-NHA-2
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No tender with this id.",
                    "content": {"application/json": {"example": {
                        "error": "not_found", "detail": "no tender with id 'XX-1'"}}}},
-             503: {"model": ErrorBody, "description": "Chroma unavailable, or the model is loading."}}
+             503: {"model": ErrorBody, "description": "The lexical index unavailable, or the model is loading."}}
 
 
 def load(services: Services, tender_id: str, with_vector: bool = False) -> notice.Stored:
-    stored = with_collection(services, lambda c: notice.fetch(c, tender_id, with_vector))
+    stored = notice.fetch(services.lexical(), tender_id, with_vector)  # the lexical index: no Chroma call
     if stored is None:
         raise HTTPException(status_code=404, detail=f"no tender with id {tender_id!r}")
     return stored

@@ -30,5 +30,6 @@ def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None) ->
         "value_amount": float(meta.get("value_amount", MISSING_NUMBER)),
         "value_report": float(meta.get("value_report", MISSING_NUMBER)),
         "card": json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        "text": str(text).encode("utf-8"),
         **({"vec": quantize(vector)} if vector is not None else {}),
     }

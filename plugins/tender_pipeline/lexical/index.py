@@ -66,7 +66,7 @@ class LexicalIndex:
                 return
             if not recreate:
                 raise RuntimeError(f"lexical index at {self.path} has schema v{found}, this code needs "
-                                   f"v{SCHEMA_VERSION}: rebuild it (python -m tender_pipeline rebuild)")
+                                   f"v{SCHEMA_VERSION}: rebuild it (python -m tender_pipeline recover lexical)")
             aside = self.path.with_name(f"{self.path.name}.v{found}-{int(time.time())}")
             self.path.rename(aside)
             log.warning("lexical index of schema v%s moved to %s; starting a v%s index", found, aside,
@@ -84,14 +84,17 @@ class LexicalIndex:
         with self._write_lock:
             self._restore()
             writer = take_writer(self.index, self.path, wait_s)
+            changes = Writer(writer, self.schema)
             try:
-                yield Writer(writer, self.schema)
+                yield changes
                 writer.commit()
                 writer.wait_merging_threads()
             except BaseException:
                 writer.rollback()
                 raise
             self._publish()
+            for hook in changes.after_commit:  # what may only be recorded once the index holds the changes
+                hook()
         self.index.reload()
 
     def _publish_uri(self) -> str:
@@ -221,6 +224,30 @@ class LexicalIndex:
         s = searcher or self.searcher()
         got = s.search(tantivy.Query.term_set_query(self.schema, "id", list(ids)), limit=len(ids), count=False)
         return {h.id: h.card for h in (hit_at(s, 0.0, addr) for _, addr in got.hits)}
+
+    def notices(self, ids: Sequence[str], searcher=None) -> dict[str, tuple[dict[str, Any], str, bytes]]:
+        """(card, embedded text, int8 vector) of each id present: what the tender page and ask read."""
+        if not ids:
+            return {}
+        s = searcher or self.searcher()
+        got = s.search(tantivy.Query.term_set_query(self.schema, "id", list(ids)), limit=len(ids), count=False)
+        out: dict[str, tuple[dict[str, Any], str, bytes]] = {}
+        for _, addr in got.hits:
+            doc = s.doc(addr)
+            card, text, vec = (doc.get_first(name) for name in ("card", "text", "vec"))
+            out[doc.get_first("id")] = (json.loads(bytes(card)) if card else {},
+                                        bytes(text).decode("utf-8") if text else "", bytes(vec) if vec else b"")
+        return out
+
+    def expired_unknown_ids(self, ingested_before_ts: int, limit: int = 10_000_000) -> list[str]:
+        """Ids of notices without a closing date ingested before ``ingested_before_ts`` (epoch seconds)."""
+        s = self.searcher()
+        query = tantivy.Query.boolean_query([
+            (tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "closing_num", 0)),
+            (tantivy.Occur.Must, tantivy.Query.range_query(self.schema, "ingested_ts", tantivy.FieldType.Integer,
+                                                           0, ingested_before_ts, include_upper=False))])
+        got = s.search(query, limit=limit, count=False)
+        return [s.doc(addr).get_first("id") for _, addr in got.hits]
 
     def expired_ids(self, closing_before: int, limit: int = 100_000) -> list[str]:
         """Ids of notices with a known closing date before ``closing_before`` (YYYYMMDD)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tantivy
 
-SCHEMA_VERSION = 2  # v2: each notice's vector (int8) is stored beside its card
+SCHEMA_VERSION = 3  # v2: each notice's vector (int8) is stored beside its card; v3: and its text (Chroma keeps none)
 SCHEMA_MARKER = "tender_schema.json"  # in the index folder: {"version": SCHEMA_VERSION}
 ANALYZER = "tender"  # simple tokens, lower-cased, ASCII-folded, English-stemmed
 MISSING_NUMBER = -1.0
@@ -48,6 +48,7 @@ def build_schema() -> tantivy.Schema:
     sb.add_float_field("value_report", indexed=True, fast=True)
     sb.add_bytes_field("card", stored=True)  # the Chroma metadata as JSON: what a result shows
     sb.add_bytes_field("vec", stored=True)  # the notice's vector as int8 (``quantize``), for cosines without Chroma
+    sb.add_bytes_field("text", stored=True)  # the embedded text (UTF-8): the tender page and ask read it here
     return sb.build()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ class Writer:
     def __init__(self, writer, schema: tantivy.Schema) -> None:
         self._writer = writer
         self._schema = schema
+        self.after_commit: list[Callable[[], None]] = []  # run once the changes are committed and published
 
     def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str],
                vectors: Sequence | np.ndarray | None = None) -> int:
