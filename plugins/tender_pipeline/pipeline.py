@@ -27,6 +27,7 @@ from tender_pipeline import identity, kept, lexical, sources, staging, store
 from tender_pipeline.documents import document_text
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.enrich import build_enricher
+from tender_pipeline.lexical.cards import for_chroma
 from tender_pipeline.models import EnrichedTender, TenderRecord
 from tender_pipeline.money import Reporter
 from tender_pipeline.ocds import api as ocds_api
@@ -310,7 +311,8 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 payloads = [kept.notice_payload(r, now, reporter, i) for i, r in zip(items, rows, strict=True)]
                 ids, metas, texts = ([p[k] for p in payloads] for k in range(3))
                 chunk = np.asarray(vectors[seen:seen + len(items)])  # this chunk's rows of the memory map
-                written += store.upsert(collection, ids, chunk, texts, metas, client=client, progress=bar.update)
+                written += store.upsert(collection, ids, chunk, texts, [for_chroma(m) for m in metas],
+                                        client=client, progress=bar.update)
                 writer.upsert(ids, metas, texts, chunk)
                 seen += len(items)
                 inserted.update(r["file"] for r in rows if not r["existed"])

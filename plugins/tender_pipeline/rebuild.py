@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tender_pipeline import kept, staging, staging_retention, store
+from tender_pipeline.lexical.cards import for_chroma
 from tender_pipeline.lifecycle import _drop
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def from_staging(settings, today=None) -> dict[str, Any]:
     with index.writing() as writer:
         writer.clear()
         for ids, metas, texts, vectors in kept.live_notices(settings, today):
-            store.upsert(fresh, ids, vectors, texts, metas, client=client)
+            store.upsert(fresh, ids, vectors, texts, [for_chroma(m) for m in metas], client=client)
             writer.upsert(ids, metas, texts, vectors)
             replayed += len(ids)
         try:

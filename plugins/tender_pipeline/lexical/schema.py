@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tantivy
 
-SCHEMA_VERSION = 2  # v2: each notice's vector (int8) is stored beside its card
+SCHEMA_VERSION = 3  # v2: each notice's vector (int8) beside its card; v3: sector_code, Unclassified, description
 SCHEMA_MARKER = "tender_schema.json"  # in the index folder: {"version": SCHEMA_VERSION}
 ANALYZER = "tender"  # simple tokens, lower-cased, ASCII-folded, English-stemmed
 MISSING_NUMBER = -1.0
@@ -40,6 +40,8 @@ def build_schema() -> tantivy.Schema:
         sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
     for name in FACET_FIELDS:  # display labels, for /stats counts (stored sector: schema v1 kept as is)
         sb.add_text_field(name, stored=name == "sector", tokenizer_name="raw", fast=True, index_option="basic")
+    # the CPV division behind the sector ('' when unclassified): per-sector codes in the sector counts (``facets``)
+    sb.add_text_field("sector_code", tokenizer_name="raw", fast=True, index_option="basic")
     sb.add_integer_field("closing_num", indexed=True, fast=True)
     sb.add_integer_field("published_num", fast=True)
     sb.add_integer_field("ingested_ts", fast=True)
