@@ -1,5 +1,8 @@
 """One stored tender as the detail page and the ask endpoint need it, and the open notices like it.
 
+The card (every field shown, the published description, the sector's code and confidence) is the lexical
+index's; the embedded text stays internal: the page, ``/tenders/{id}`` and "ask" use the notice's own words.
+
 Similar notices are a plain kNN on the tender's own stored vector, with closed
 ones dropped in Python: a Chroma ``where`` filter would scan the collection
 (see ENVIRONMENT.md), while unfiltered kNN stays ~flat with size. We over-fetch
@@ -15,6 +18,7 @@ from typing import Any
 from search_api.models import Tender, TenderFields
 from search_api.search import card_fields
 from tender_pipeline.ask import Notice, build_notice
+from tender_pipeline.lexical import LexicalIndex, cards
 from tender_pipeline.money import Reporter
 
 SIMILAR_FETCH = 40  # neighbours fetched to find SIMILAR_SHOWN open ones
@@ -23,23 +27,38 @@ SIMILAR_FETCH = 40  # neighbours fetched to find SIMILAR_SHOWN open ones
 @dataclass
 class Stored:
     tender_id: str
-    meta: dict[str, Any]
-    document: str
+    meta: dict[str, Any]  # the lexical card (Chroma's metadata when the index lacks the notice)
+    document: str  # the embedded text (internal: never shown as the notice's words)
     vector: list[float] | None = None
 
+    @property
+    def description(self) -> str:
+        """The description as published (the card's; read back from the embedded text for older cards)."""
+        return cards.description(self.meta, self.document)
+
+    def published_text(self) -> str:
+        """The notice's own words: title, summary and description (no generated Sector / Keywords lines)."""
+        title, summary = str(self.meta.get("title") or ""), str(self.meta.get("summary") or "")
+        return "\n".join(t for t in (title, summary if summary != title else "", self.description) if t)
+
     def notice(self) -> Notice:
-        return build_notice(self.tender_id, self.document, self.meta)
+        return build_notice(self.tender_id, self.published_text(), self.meta)
 
 
-def fetch(collection, tender_id: str, with_vector: bool = False) -> Stored | None:
+def fetch(collection, tender_id: str, with_vector: bool = False, lexical: LexicalIndex | None = None
+          ) -> Stored | None:
+    """The tender's card from the lexical index (what results show, with its description and sector code)
+    and its embedded text (and vector) from Chroma: two primary-key reads."""
     include = ["metadatas", "documents"] + (["embeddings"] if with_vector else [])
     got = collection.get(ids=[tender_id], include=include)
+    card = lexical.cards([tender_id]).get(tender_id) if lexical is not None else None
     if not got["ids"]:
-        return None
+        return Stored(tender_id, card, "") if card is not None else None
     vector = None
     if with_vector and got.get("embeddings") is not None and len(got["embeddings"]):
         vector = [float(x) for x in got["embeddings"][0]]
-    return Stored(got["ids"][0], got["metadatas"][0] or {}, got["documents"][0] or "", vector)
+    meta = card if card is not None else (got["metadatas"][0] or {})
+    return Stored(got["ids"][0], meta, got["documents"][0] or "", vector)
 
 
 def with_report_value(fields: TenderFields, reporter: Reporter | None) -> TenderFields:
@@ -60,7 +79,7 @@ def tender(stored: Stored, reporter: Reporter | None) -> Tender:
         notice_type=meta.get("notice_type", ""), published_date=meta.get("published_date") or None,
         source=meta.get("source", ""), enrichment_source=meta.get("enrichment_source", ""),
         ingested_at=meta.get("ingested_at", ""), versions=int(meta.get("versions") or 1),
-        document=stored.document,
+        description=stored.description, document=stored.document,
     )
     return with_report_value(model, reporter)  # type: ignore[return-value]
 

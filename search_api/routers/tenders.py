@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path
 from search_api import notice
 from search_api.deps import ServicesDep, with_collection
 from search_api.models import AskIn, AskOut, AskPassage, ErrorBody, Tender
-from search_api.services import Services
+from search_api.services import LexicalUnavailable, Services
 
 router = APIRouter(tags=["tenders"])
 TenderId = Annotated[str, Path(min_length=1, max_length=256, examples=["PK-NHA-2026-1002"])]
@@ -21,7 +21,11 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "No tender with this id.",
 
 
 def load(services: Services, tender_id: str, with_vector: bool = False) -> notice.Stored:
-    stored = with_collection(services, lambda c: notice.fetch(c, tender_id, with_vector))
+    try:
+        lexical = services.lexical()
+    except LexicalUnavailable:  # the card then comes from Chroma's metadata (no sector code, no confidence)
+        lexical = None
+    stored = with_collection(services, lambda c: notice.fetch(c, tender_id, with_vector, lexical))
     if stored is None:
         raise HTTPException(status_code=404, detail=f"no tender with id {tender_id!r}")
     return stored
