@@ -232,19 +232,26 @@ class LexicalIndex:
 
     def facets(self) -> dict[str, Any]:
         """Counts per sector / country / procurement type, document count, last ingest, and each sector's CPV
-        division (``sector_codes``, its most frequent code; '' for Unclassified), from one aggregation of the
+        division (``sector_codes``: its most frequent code, '' for Unclassified), from one aggregation of the
         fast fields: no stored document is read (``bench/sector_counts.py``)."""
         s = self.searcher()
-        aggs: dict[str, Any] = {name: {"terms": {"field": name, "size": 1000}} for name in FACET_FIELDS}
-        aggs["sector"]["aggs"] = {"code": {"terms": {"field": "sector_code", "size": 1}}}
+        names = [name for name in FACET_FIELDS if name != "sector"] + ["sector_pair"]
+        aggs: dict[str, Any] = {name: {"terms": {"field": name, "size": 10_000}} for name in names}
         aggs["last_ingest"] = {"max": {"field": "ingested_ts"}}
         got = s.aggregate(tantivy.Query.all_query(), aggs) if s.num_docs else {}
         out: dict[str, Any] = {"documents": s.num_docs,
                                "last_ingest_ts": int((got.get("last_ingest") or {}).get("value") or 0)}
-        for name in FACET_FIELDS:
+        for name in names:
             out[name] = {b["key"]: b["doc_count"] for b in (got.get(name) or {}).get("buckets", [])}
-        out["sector_codes"] = {b["key"]: next((c["key"] for c in b.get("code", {}).get("buckets", [])), "")
-                               for b in (got.get("sector") or {}).get("buckets", [])}
+        sectors: dict[str, int] = {}
+        codes: dict[str, tuple[int, str]] = {}
+        for pair, count in out.pop("sector_pair").items():  # a label may have notices with and without a code
+            code, _, label = pair.partition("|")
+            sectors[label] = sectors.get(label, 0) + count
+            if code and count > codes.get(label, (0, ""))[0]:
+                codes[label] = (count, code)
+        out["sector"] = dict(sorted(sectors.items(), key=lambda kv: -kv[1]))
+        out["sector_codes"] = {label: codes.get(label, (0, ""))[1] for label in sectors}
         return out
 
     def generation(self) -> tuple[int, int, int]:

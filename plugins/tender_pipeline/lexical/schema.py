@@ -40,8 +40,9 @@ def build_schema() -> tantivy.Schema:
         sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
     for name in FACET_FIELDS:  # display labels, for /stats counts (stored sector: schema v1 kept as is)
         sb.add_text_field(name, stored=name == "sector", tokenizer_name="raw", fast=True, index_option="basic")
-    # the CPV division behind the sector ('' when unclassified): per-sector codes in the sector counts (``facets``)
-    sb.add_text_field("sector_code", tokenizer_name="raw", fast=True, index_option="basic")
+    # "<CPV division>|<sector label>" ('|Unclassified' when unclassified): one terms aggregation counts the
+    # sectors with their codes (``facets``), at the cost of counting labels alone (a nested one costs 2.4x)
+    sb.add_text_field("sector_pair", tokenizer_name="raw", fast=True, index_option="basic")
     sb.add_integer_field("closing_num", indexed=True, fast=True)
     sb.add_integer_field("published_num", fast=True)
     sb.add_integer_field("ingested_ts", fast=True)
