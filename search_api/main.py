@@ -26,7 +26,7 @@ from search_api.database import DatabaseUnavailable
 from search_api.filters import UnknownCurrency
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.models import ErrorBody
-from search_api.routers import feedback, ops, page, saved_searches, search, tenders, web
+from search_api.routers import feedback, ops, page, saved_searches, search, sectors, tenders, web
 from search_api.security import RateLimit, RequestLimits, SecurityHeaders
 from search_api.services import LexicalUnavailable, ModelNotReady, Services
 from search_api.settings import ApiSettings, get_api_settings
@@ -116,7 +116,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def model_down(_: Request, exc: ModelNotReady) -> JSONResponse:
         return _error(503, "model_unavailable", str(exc))
 
-    for module in (search, tenders, page, feedback, saved_searches, ops, web):
+    for module in (search, sectors, tenders, page, feedback, saved_searches, ops, web):
         app.include_router(module.router, responses=LIMIT_RESPONSES)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app

@@ -122,7 +122,12 @@ class TenderFields(BaseModel):
     country: str = Field("", examples=["Pakistan"])
     region: str = Field("", examples=["Islamabad Capital Territory"])
     city: str = Field("", examples=["Islamabad"])
-    sector: str = Field("", examples=["Architectural, construction, engineering and inspection services"])
+    sector: str = Field("", description="The notice's sector, or 'Unclassified' when none was assigned with "
+                        "confidence.", examples=["Architectural, construction, engineering and inspection services"])
+    sector_code: str = Field("", description="The 2-digit CPV division behind `sector`; empty when Unclassified or "
+                             "when the notice was classified before codes were kept.", examples=["71"])
+    sector_confidence: float = Field(0.0, ge=0, le=1, description="How sure the enricher was of the sector, 0 to 1 "
+                                     "(0 when it did not say).", examples=[0.86])
     subsector: str = ""
     procurement_type: str = Field("", examples=["Services"])
     closing_date: date | None = Field(None, examples=["2026-12-11"])
@@ -151,6 +156,29 @@ class SearchResponse(BaseModel):
     results: list[SearchResult]
 
 
+class SectorCount(BaseModel):
+    sector: str = Field(description="The label to filter on (`sector=`); 'Unclassified' for notices without a "
+                        "confident sector.", examples=["Construction work"])
+    code: str = Field("", description="Its CPV division (empty for Unclassified, or when not known).",
+                      examples=["45"])
+    count: int = Field(description="Notices in the index with this sector.", examples=[61])
+
+
+class SectorList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "sectors": [{"sector": "Construction work", "code": "45", "count": 61},
+                    {"sector": "Medical equipments, pharmaceuticals and personal care products", "code": "33",
+                     "count": 40},
+                    {"sector": "Unclassified", "code": "", "count": 7}],
+        "unclassified": 7, "documents": 108, "computed_at": "2026-11-28T18:01:00+00:00"}]})
+
+    sectors: list[SectorCount] = Field(description="Every sector present, by label, then Unclassified (always "
+                                       "listed, with its count).")
+    unclassified: int = Field(description="Notices without a confident sector (the Unclassified entry's count).")
+    documents: int
+    computed_at: str = Field(description="When the counts were aggregated (once per index version).")
+
+
 class Tender(TenderFields):
     """The full stored record of one tender."""
 
@@ -164,7 +192,10 @@ class Tender(TenderFields):
     ingested_at: str = ""
     versions: int = Field(1, description="How many distinct contents this tender has had (1 = never changed; "
                           "each corrigendum or changed re-publication adds one).")
-    document: str = Field("", description="The text that was embedded.")
+    description: str = Field("", description="The notice's description as published (empty when it had none).")
+    document: str = Field("", deprecated=True, description="Deprecated: the text built for the embedding (the "
+                          "title, generated `Sector:` / `Keywords:` lines, the first 1,500 characters of the "
+                          "description). Internal, not the notice's words; use `title` and `description`.")
 
 
 class AskIn(BaseModel):

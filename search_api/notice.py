@@ -1,7 +1,9 @@
 """One stored tender as the detail page and the ask endpoint need it, and the open notices like it.
 
 The card, the text and the vector come from the lexical index (Chroma holds ids and vectors only), so a
-tender's page needs no Chroma call. Similar notices are a plain kNN on the tender's own stored vector, with closed
+tender's page needs no Chroma call. The card holds the published description and the sector's code and
+confidence; the embedded text stays internal: the page, ``/tenders/{id}`` and "ask" use the notice's own
+words. Similar notices are a plain kNN on the tender's own stored vector, with closed
 ones dropped in Python: a Chroma ``where`` filter would scan the collection
 (see ENVIRONMENT.md), while unfiltered kNN stays ~flat with size. We over-fetch
 so that enough open notices remain after the drop.
@@ -19,7 +21,7 @@ from search_api.models import Tender, TenderFields
 from search_api.search import card_fields
 from tender_pipeline import slots
 from tender_pipeline.ask import Notice, build_notice
-from tender_pipeline.lexical import LexicalIndex
+from tender_pipeline.lexical import LexicalIndex, cards
 from tender_pipeline.money import Reporter
 
 SIMILAR_FETCH = 40  # neighbours fetched to find SIMILAR_SHOWN open ones
@@ -28,12 +30,22 @@ SIMILAR_FETCH = 40  # neighbours fetched to find SIMILAR_SHOWN open ones
 @dataclass
 class Stored:
     tender_id: str
-    meta: dict[str, Any]
-    document: str
+    meta: dict[str, Any]  # the lexical card
+    document: str  # the embedded text (internal: never shown as the notice's words)
     vector: list[float] | None = None
 
+    @property
+    def description(self) -> str:
+        """The description as published (the card's; read back from the embedded text for older cards)."""
+        return cards.description(self.meta, self.document)
+
+    def published_text(self) -> str:
+        """The notice's own words: title, summary and description (no generated Sector / Keywords lines)."""
+        title, summary = str(self.meta.get("title") or ""), str(self.meta.get("summary") or "")
+        return "\n".join(t for t in (title, summary if summary != title else "", self.description) if t)
+
     def notice(self) -> Notice:
-        return build_notice(self.tender_id, self.document, self.meta)
+        return build_notice(self.tender_id, self.published_text(), self.meta)
 
 
 def fetch(lexical: LexicalIndex, tender_id: str, with_vector: bool = False) -> Stored | None:
@@ -64,7 +76,7 @@ def tender(stored: Stored, reporter: Reporter | None) -> Tender:
         notice_type=meta.get("notice_type", ""), published_date=meta.get("published_date") or None,
         source=meta.get("source", ""), enrichment_source=meta.get("enrichment_source", ""),
         ingested_at=meta.get("ingested_at", ""), versions=int(meta.get("versions") or 1),
-        document=stored.document,
+        description=stored.description, document=stored.document,
     )
     return with_report_value(model, reporter)  # type: ignore[return-value]
 

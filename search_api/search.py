@@ -41,7 +41,7 @@ from search_api.models import SearchParams, SearchResult
 from search_api.ranking import Candidate, compound_tokens, fuse, index_idf, query_words
 from search_api.spelling import variants as spelling_variants
 from tender_pipeline import slots
-from tender_pipeline.lexical import TEXT_FIELDS, Evidence, Filters, Hit, LexicalIndex, cosine_rows, cosines
+from tender_pipeline.lexical import TEXT_FIELDS, Evidence, Filters, Hit, LexicalIndex, cards, cosine_rows, cosines
 
 SURVIVOR_CHUNK = 200  # vector hits checked against the filters per lexical query
 COUNT_BELOW = 10  # filters estimated to pass fewer than this × SEARCH_EXHAUSTIVE_MAX notices are counted exactly
@@ -100,7 +100,8 @@ def card_fields(tender_id: str, meta: dict) -> dict[str, Any]:
     return {
         "id": tender_id, "title": _value(meta, "title"), "summary": _value(meta, "summary"),
         "buyer": _value(meta, "buyer"), "country": _value(meta, "country"), "region": _value(meta, "region"),
-        "city": _value(meta, "city"), "sector": _value(meta, "sector"), "subsector": _value(meta, "subsector"),
+        "city": _value(meta, "city"), "sector": cards.sector_label(meta), "sector_code": cards.sector_code(meta),
+        "sector_confidence": cards.sector_confidence(meta), "subsector": _value(meta, "subsector"),
         "procurement_type": _value(meta, "procurement_type"),
         "closing_date": _value(meta, "closing_date") or None,
         "value_amount": value if value >= 0 else None, "currency": _value(meta, "currency"),

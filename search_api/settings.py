@@ -50,7 +50,9 @@ class ApiSettings(Settings):
         True,
         description="Load the embedding model in the background at start-up, so the first search does not wait "
         "for it.")
-    stats_ttl_s: float = Field(60.0, ge=0, description="Cache lifetime of `/stats` and the facets, in seconds.")
+    stats_ttl_s: float = Field(60.0, ge=0, description="Longest the counts of `/stats` and `/sectors` are served "
+                               "before they are aggregated again, in seconds; a new index version refreshes them "
+                               "sooner.")
     chroma_retry_s: float = Field(
         2.0, ge=0, description="Minimum pause between Chroma reconnect attempts, in seconds.")
     # feedback file rotation (search_api/feedback.py)

@@ -44,6 +44,7 @@ import numpy as np
 
 from tender_pipeline import identity, staging, store
 from tender_pipeline.documents import document_text
+from tender_pipeline.lexical.cards import card_extras
 from tender_pipeline.models import EnrichedTender
 from tender_pipeline.money import Reporter
 
@@ -68,13 +69,14 @@ def kept_dir(staging_uri: str | staging.StagePath) -> staging.StagePath:
 # --------------------------------------------------------------------------- one notice
 def notice_payload(row: dict[str, Any], when: datetime, reporter: Reporter | None,
                    item: EnrichedTender | None = None) -> tuple[str, dict, str]:
-    """(id, metadata, document text) of a kept row: what ``upsert`` writes (through this function) and what
-    the rebuilds replay, so the two cannot drift apart. ``item``: the row already validated."""
+    """(id, card, document text) of a kept row: what ``upsert`` writes (through this function) and what
+    the rebuilds replay, so the two cannot drift apart. ``item``: the row already validated. The card is the
+    lexical index's, with the published description and the sector's code and confidence (``lexical.cards``)."""
     if "meta" in row:  # a stored notice (a part rebuilt from the stores)
         return row["tender_id"], dict(row["meta"]), row["text"]
     item = item or EnrichedTender.model_validate(row)
-    return (item.record.tender_id, identity.with_versions(store.to_metadata(item, when, reporter), row),
-            document_text(item))
+    meta = identity.with_versions(store.to_metadata(item, when, reporter), row) | card_extras(item)
+    return item.record.tender_id, meta, document_text(item)
 
 
 def _row_key(row: dict[str, Any], when: datetime) -> tuple[str, int, int]:

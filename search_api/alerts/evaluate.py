@@ -126,8 +126,10 @@ class BatchSearch:
         return found
 
     def cards(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        got = self.searcher.lexical.cards(ids) if ids else {}  # the cards live in the lexical index, not Chroma
-        return {tid: card_fields(tid, meta or {}) for tid, meta in got.items()}
+        """The result cards of followed notices, from the lexical index (as a search's are: with the sector's
+        code and confidence, which Chroma does not keep)."""
+        found = self.searcher.lexical.cards(ids) if ids else {}
+        return {tid: card_fields(tid, meta) for tid, meta in found.items()}
 
 
 def _recorded(session: Session, ids: list[str]) -> dict[str, dict[str, set[str]]]:

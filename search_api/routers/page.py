@@ -19,6 +19,7 @@ from search_api import notice
 from search_api.deps import ServicesDep, with_collection
 from search_api.routers.tenders import TenderId, ask, load
 from tender_pipeline.ask import MAX_QUESTION_CHARS
+from tender_pipeline.lexical.cards import UNCLASSIFIED
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 router = APIRouter(tags=["web"])
@@ -40,6 +41,23 @@ def closing_text(closing: date | None, today: date) -> tuple[str, str]:
     if days == 0:
         return f"{label} · closes today", "soon"
     return f"{label} · closes in {days} day{'s' if days != 1 else ''}", "soon" if days <= 7 else ""
+
+
+SURE = 0.75  # at or above this confidence a sector is shown plainly; below it is marked "likely" (app.js too)
+
+
+def sector_view(sector: str, code: str, confidence: float) -> dict[str, str]:
+    """The sector chip: its text, class and hint. Unclassified says so; a sector with a code says which CPV
+    division and how sure the enricher was; one without (classified before codes were kept) shows as before."""
+    if sector == UNCLASSIFIED:
+        return {"text": UNCLASSIFIED, "cls": "unclassified",
+                "hint": "No sector could be assigned with confidence"}
+    if not code:
+        return {"text": sector, "cls": "", "hint": ""}
+    hint = f"CPV division {code} · confidence {round(confidence * 100)}%"
+    if confidence < SURE:
+        return {"text": f"{sector} · likely", "cls": "tentative", "hint": hint}
+    return {"text": sector, "cls": "", "hint": hint}
 
 
 def safe_link(url: str) -> str:
@@ -92,5 +110,6 @@ def tender_page(request: Request, tender_id: TenderId, services: ServicesDep,
         "closing_class": closing_class, "source_url": safe_link(t.url), "rates": rates,
         "back": back_link(request), "money": money, "closing_text": lambda d: closing_text(d, today)[0],
         "place": ", ".join(dict.fromkeys(p for p in (t.city, t.region, t.country) if p)),
+        "sector": sector_view(t.sector, t.sector_code, t.sector_confidence),
     }
     return TEMPLATES.TemplateResponse(request, "tender.html", context)

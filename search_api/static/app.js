@@ -1,4 +1,4 @@
-// Tender search page: plain JS, no build step. Talks to GET /search, GET /stats and POST /feedback;
+// Tender search page: plain JS, no build step. Talks to GET /search, GET /stats, GET /sectors and POST /feedback;
 // result titles open the tender's own page (/t/{id}), "Download CSV" is GET /search.csv with the same filters.
 "use strict";
 
@@ -179,6 +179,20 @@ function summaryText(r) {
   return s;
 }
 
+const UNCLASSIFIED = "Unclassified";
+const SURE = 0.75; // as search_api/routers/page.py: below this confidence a sector is marked "likely"
+
+function sectorChip(r) {
+  // Unclassified says so; a sector with a CPV code carries its confidence; one without shows as before.
+  if (r.sector === UNCLASSIFIED) {
+    return { text: UNCLASSIFIED, cls: "sector unclassified", hint: "No sector could be assigned with confidence" };
+  }
+  if (!r.sector || !r.sector_code) return { text: r.sector, cls: "sector", hint: "" };
+  const hint = `CPV division ${r.sector_code} · confidence ${Math.round((r.sector_confidence || 0) * 100)}%`;
+  if ((r.sector_confidence || 0) < SURE) return { text: `${r.sector} · likely`, cls: "sector tentative", hint };
+  return { text: r.sector, cls: "sector", hint };
+}
+
 function card(r, position, query) {
   const node = $("card-template").content.firstElementChild.cloneNode(true);
   node.dataset.id = r.id;
@@ -199,12 +213,14 @@ function card(r, position, query) {
   if (cls) closing.classList.add(cls);
   node.querySelector(".value").textContent = values(r);
   const tags = node.querySelector(".tags");
-  for (const [label, cls2] of [[r.sector, ""], [r.procurement_type, ""], [r.is_corrigendum ? "Corrigendum" : "", "corr"],
-    [r.id, ""]]) {
+  const sector = sectorChip(r);
+  for (const [label, cls2, hint] of [[sector.text, sector.cls, sector.hint], [r.procurement_type, ""],
+    [r.is_corrigendum ? "Corrigendum" : "", "corr"], [r.id, ""]]) {
     if (!label) continue;
     const t = document.createElement("span");
     t.className = "tag" + (cls2 ? " " + cls2 : "");
     t.textContent = label;
+    if (hint) t.title = hint;
     tags.appendChild(t);
   }
   const group = node.querySelector(".feedback");
@@ -236,25 +252,40 @@ async function sendFeedback(group, btn, id, position, query) {
   }
 }
 
+function addOption(select, value, label) {
+  const opt = document.createElement("option");
+  opt.value = value;
+  opt.textContent = label;
+  select.appendChild(opt);
+}
+
+async function loadSectors(current) {
+  // GET /sectors: every sector present with its count, then Unclassified (counted once per index version)
+  const response = await fetch("/sectors");
+  if (!response.ok) return;
+  const body = await response.json();
+  const select = $("sector");
+  for (const s of body.sectors) addOption(select, s.sector, `${s.sector} (${s.count.toLocaleString()})`);
+  if (current.get("sector")) select.value = current.get("sector");
+}
+
 async function loadFacets() {
+  const current = new URLSearchParams(location.search);
+  const sectors = loadSectors(current).catch(() => { /* the sector filter still works through the URL */ });
   try {
     const response = await fetch("/stats");
     if (!response.ok) return;
     const stats = await response.json();
-    const current = new URLSearchParams(location.search);
-    for (const [id, counts] of [["country", stats.countries], ["sector", stats.sectors]]) {
-      const select = $(id);
-      for (const name of Object.keys(counts).sort()) {
-        const opt = document.createElement("option");
-        opt.value = name;
-        opt.textContent = `${name} (${counts[name]})`;
-        select.appendChild(opt);
-      }
-      if (current.get(id)) select.value = current.get(id);
+    const select = $("country");
+    for (const name of Object.keys(stats.countries).sort()) {
+      addOption(select, name, `${name} (${stats.countries[name]})`);
     }
+    if (current.get("country")) select.value = current.get("country");
     const when = stats.last_ingest ? new Date(stats.last_ingest).toLocaleString() : "unknown";
     $("index-facts").textContent = `${stats.documents.toLocaleString()} tenders indexed · last update ${when}`;
-  } catch (_) { /* filters still work as free text through the URL */ }
+  } catch (_) { /* filters still work as free text through the URL */ } finally {
+    await sectors;
+  }
 }
 
 document.addEventListener("DOMContentLoaded", async () => {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tender_pipeline.lexical import cards
 from tender_pipeline.lexical.keys import id_forms, norm
 from tender_pipeline.lexical.schema import MISSING_NUMBER
 from tender_pipeline.lexical.vectors import quantize
@@ -12,17 +13,23 @@ from tender_pipeline.lexical.vectors import quantize
 
 def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None) -> dict[str, Any]:
     """A tantivy document from the Chroma metadata, the embedded text and (when given) the vector of one
-    tender."""
+    tender. An unclassified notice files under ``cards.UNCLASSIFIED`` (its label, key and count); the card
+    keeps the published description (read back from ``text`` when ``meta`` comes from Chroma's copy)."""
+    label = cards.sector_label(meta)
+    if "description" not in meta:
+        meta = {**meta, "description": cards.description_from_text(text)}
     place = " ".join(str(meta.get(k, "")) for k in ("city", "region", "country"))
     strong = " ".join([str(meta.get("buyer", "")), place, tender_id])
-    body = " ".join([text] + [str(meta.get(k, "")) for k in ("summary", "keywords", "sector", "subsector",
-                                                               "category", "cpv_codes")])
+    sector_words = "" if label == cards.UNCLASSIFIED else label  # 'unclassified' is no word of the notice
+    body = " ".join([text, sector_words] + [str(meta.get(k, "")) for k in ("summary", "keywords", "subsector",
+                                                                            "category", "cpv_codes")])
     return {
         "id": tender_id, "id_key": id_forms(tender_id), "title": str(meta.get("title", "")),
         "strong": strong, "body": body, "buyer_words": str(meta.get("buyer", "")),
         "country_key": norm(meta.get("country", "")), "region_key": norm(meta.get("region", "")),
-        "sector_key": norm(meta.get("sector", "")), "type_key": norm(meta.get("procurement_type", "")),
-        "sector": str(meta.get("sector") or "Unknown"), "country": str(meta.get("country") or "Unknown"),
+        "sector_key": norm(label), "type_key": norm(meta.get("procurement_type", "")),
+        "sector": label,
+        "sector_pair": f"{cards.sector_code(meta)}|{label}", "country": str(meta.get("country") or "Unknown"),
         "procurement_type": str(meta.get("procurement_type") or "Unknown"),
         "closing_num": int(meta.get("closing_num") or 0), "published_num": int(meta.get("published_num") or 0),
         "ingested_ts": int(meta.get("ingested_ts") or 0),
