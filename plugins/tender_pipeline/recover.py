@@ -128,7 +128,7 @@ def chroma(settings, today: date | None = None, batch: int = 2000) -> dict[str, 
             from_kept += store.upsert(collection, ids, vectors, client=client)
             slots.record(collection, ids, [store.state_of(m) for m in metas])  # the index holds them already
         s = index.searcher()
-        held = [s.doc(addr).get_first("id") for _, addr in
+        held = [str(s.doc(addr).get_first("id")) for _, addr in
                 s.search(tantivy.Query.all_query(), limit=max(s.num_docs, 1), count=False).hits]
         from_index = 0
         for start in range(0, len(held), batch):
@@ -139,9 +139,10 @@ def chroma(settings, today: date | None = None, batch: int = 2000) -> dict[str, 
                 count=False).hits)] if lacking else []
             if docs:
                 vectors = np.stack([_dequantize(d) for d in docs]).astype(np.float32)
-                got = [d.get_first("id") for d in docs]
+                got = [str(d.get_first("id")) for d in docs]
                 from_index += store.upsert(collection, got, vectors, client=client)
-                slots.record(collection, got, [store.state_of(json.loads(bytes(d.get_first("card")))) for d in docs])
+                cards = [json.loads(bytes(d.get_first("card") or b"{}")) for d in docs]
+                slots.record(collection, got, [store.state_of(card) for card in cards])
     return {"recovered": "chroma", "from": f"staging {kept.kept_dir(settings.staging_uri)}",
             "vectors_from_kept": from_kept, "vectors_from_index": from_index,
             "collection_count": collection.count(), "lexical_count": len(held),

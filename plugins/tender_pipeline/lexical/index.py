@@ -235,7 +235,7 @@ class LexicalIndex:
         for _, addr in got.hits:
             doc = s.doc(addr)
             card, text, vec = (doc.get_first(name) for name in ("card", "text", "vec"))
-            out[doc.get_first("id")] = (json.loads(bytes(card)) if card else {},
+            out[str(doc.get_first("id"))] = (json.loads(bytes(card)) if card else {},
                                         bytes(text).decode("utf-8") if text else "", bytes(vec) if vec else b"")
         return out
 
@@ -247,7 +247,7 @@ class LexicalIndex:
             (tantivy.Occur.Must, tantivy.Query.range_query(self.schema, "ingested_ts", tantivy.FieldType.Integer,
                                                            0, ingested_before_ts, include_upper=False))])
         got = s.search(query, limit=limit, count=False)
-        return [s.doc(addr).get_first("id") for _, addr in got.hits]
+        return [str(s.doc(addr).get_first("id")) for _, addr in got.hits]
 
     def expired_ids(self, closing_before: int, limit: int = 100_000) -> list[str]:
         """Ids of notices with a known closing date before ``closing_before`` (YYYYMMDD)."""

@@ -33,7 +33,7 @@ class Writer:
     def __init__(self, writer, schema: tantivy.Schema) -> None:
         self._writer = writer
         self._schema = schema
-        self.after_commit: list[Callable[[], None]] = []  # run once the changes are committed and published
+        self.after_commit: list[Callable[[], object]] = []  # run once the changes are committed and published
 
     def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str],
                vectors: Sequence | np.ndarray | None = None) -> int:
