@@ -23,6 +23,9 @@ def test_the_description_is_read_back_from_the_embedded_text():
         assert description_from_text(document_text(item)) == description
     no_keywords = tender("T-2", "Medical", "33", 0.9, "Gloves.", keywords=())
     assert description_from_text(document_text(no_keywords)) == "Gloves."
+    unsure = document_text(tender("T-3", "Unclassified", "", 0.1, "Spare parts."))
+    assert "Unclassified" not in unsure and "Sector:" not in unsure  # an unsure sector never steers the vector
+    assert description_from_text(unsure) == "Spare parts."
 
 
 def test_cards_keep_description_and_sector_fields_and_file_unclassified_apart(tmp_path):

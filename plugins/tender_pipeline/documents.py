@@ -1,4 +1,4 @@
-"""What gets embedded and stored as the Chroma document for a tender.
+"""What gets embedded and stored as a tender's indexed text (internal: pages show the published words).
 
 Embedded text, in order (the local model reads ~256 word pieces, so the most
 telling fields come first): title; summary; sector / subsector and type;
@@ -15,14 +15,15 @@ DESCRIPTION_CHARS = 1500
 
 
 def document_text(item: EnrichedTender) -> str:
-    """The text that is embedded and stored as the document."""
+    """The text that is embedded and indexed (never shown as the notice's own words)."""
     r, e = item.record, item.enrichment
     place = ", ".join(p for p in (r.city, r.region, r.country) if p)
-    sector = e.sector + (f" / {e.subsector}" if e.subsector else "")
+    # an unsure sector is left out: "Unclassified" would steer the embedding and match the word
+    sector = "" if e.sector in ("", "Unclassified") else e.sector + (f" / {e.subsector}" if e.subsector else "")
     lines = [
         r.title,
         e.summary if e.summary and e.summary != r.title else "",
-        f"Sector: {sector}. Type: {e.procurement_type}.",
+        f"Sector: {sector}. Type: {e.procurement_type}." if sector else f"Type: {e.procurement_type}.",
         f"Buyer: {r.buyer}." if r.buyer else "",
         f"Location: {place}." if place else "",
         f"Keywords: {', '.join(e.keywords)}." if e.keywords else "",
