@@ -53,8 +53,9 @@ def sector_confidence(meta: dict[str, Any]) -> float:
 
 
 def description_from_text(text: str) -> str:
-    """The description as ``documents.document_text`` embedded it: the line after the Sector (or, unclassified, Type) line and the
-    Buyer / Location / Keywords lines, before the Reference line ('' when the notice had none)."""
+    """The description as ``documents.document_text`` embedded it: the line after the Sector (or, when
+    unclassified, Type) line and the Buyer / Location / Keywords lines, before the Reference line ('' when
+    the notice had none)."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith(("Sector:", "Type:"))), None)
     if start is None:
