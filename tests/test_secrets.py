@@ -137,7 +137,8 @@ def test_api_error_bodies_and_logs_leak_nothing(tmp_path, caplog):
             bodies = [httpx.get(f"{url}/ready"), httpx.get(f"{url}/search", params={"q": "roads"}),
                       httpx.post(f"{url}/search", json={"q": "bridges"}), httpx.get(f"{url}/tenders/X-1"),
                       httpx.get(f"{url}/stats"), httpx.get(f"{url}/metrics")]
-    assert [b.status_code for b in bodies[:4]] == [503] * 4  # (/stats may answer from the lexical index)
+    assert [b.status_code for b in bodies[:3]] == [503] * 3  # (/stats may answer from the lexical index)
+    assert bodies[3].status_code == 404  # a tender's page reads only the lexical index: no Chroma, no Gemini
     assert fake.count("embed", 500) >= 1
     for response in bodies:
         assert leaks(response.text + json.dumps(dict(response.headers))) == []
