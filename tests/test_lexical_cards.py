@@ -3,6 +3,7 @@ description (also for a card written before it kept one), and the sector counts 
 
 from __future__ import annotations
 
+from search_api.search import query_lexicon
 from tender_pipeline.documents import document_text
 from tender_pipeline.lexical import Filters, LexicalIndex
 from tender_pipeline.lexical.cards import card_extras, description_from_text
@@ -48,3 +49,17 @@ def test_cards_keep_description_and_sector_fields_and_file_unclassified_apart(tm
     index.upsert(["A"], [older], [texts[0]])
     assert index.cards(["A"])["A"]["description"] == "Roads." and "sector_code" not in index.cards(["A"])["A"]
 
+
+
+def test_a_confident_sector_expands_the_indexed_words_but_never_the_keywords(tmp_path):
+    items = [tender("A", "Construction work", "45", 0.9, "Box drain at Pubali path.", keywords=("box", "drain")),
+             tender("B", "Unclassified", "", 0.2, "Box drain at Pubali path.", keywords=("box", "drain"))]
+    metas = [{"title": i.record.title, "sector": i.enrichment.sector, "keywords": ", ".join(i.enrichment.keywords)}
+             | card_extras(i) for i in items]
+    index = LexicalIndex(tmp_path / "lex", publish_uri="")
+    index.upsert(["A", "B"], metas, [document_text(i) for i in items])
+    index.index.reload()
+    words, _, _ = query_lexicon(index, index.searcher(), "drainage")  # the query's words as the index spells them
+    found = {h.id for h in index.search(words, Filters(), 10)}
+    assert found == {"A"}  # division 45's words reach the confident notice only
+    assert index.cards(["A"])["A"]["keywords"] == "box, drain"  # what a user sees stays the notice's own words

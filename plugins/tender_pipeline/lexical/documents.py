@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from tender_pipeline.lexical import cards
 from tender_pipeline.lexical.keys import id_forms, norm
 from tender_pipeline.lexical.schema import MISSING_NUMBER
 from tender_pipeline.lexical.vectors import quantize
+from tender_pipeline.taxonomy import load_taxonomy
+
+
+@lru_cache(maxsize=1)
+def _division_words() -> dict[str, str]:
+    return {code: d.hints for code, d in load_taxonomy().divisions.items()}
+
+
+def sector_vocabulary(meta: dict[str, Any]) -> str:
+    """The words buyers use for a notice's division (its hint words), for the index only: document expansion
+    so "drainage" finds a "box drain" among construction works. Only for a confident sector (one with a code);
+    never shown, and never in the notice's keywords."""
+    code = cards.sector_code(meta)
+    return _division_words().get(code, "") if code and cards.sector_label(meta) != cards.UNCLASSIFIED else ""
 
 
 def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None) -> dict[str, Any]:
@@ -21,8 +36,8 @@ def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None) ->
     place = " ".join(str(meta.get(k, "")) for k in ("city", "region", "country"))
     strong = " ".join([str(meta.get("buyer", "")), place, tender_id])
     sector_words = "" if label == cards.UNCLASSIFIED else label  # 'unclassified' is no word of the notice
-    body = " ".join([text, sector_words] + [str(meta.get(k, "")) for k in ("summary", "keywords", "subsector",
-                                                                            "category", "cpv_codes")])
+    fields = ("summary", "keywords", "subsector", "category", "cpv_codes")
+    body = " ".join([text, sector_words, sector_vocabulary(meta)] + [str(meta.get(k, "")) for k in fields])
     return {
         "id": tender_id, "id_key": id_forms(tender_id), "title": str(meta.get("title", "")),
         "strong": strong, "body": body, "buyer_words": str(meta.get("buyer", "")),
