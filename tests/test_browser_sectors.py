@@ -3,17 +3,12 @@ the chip's confidence hint, and the tender page's published description (the not
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
-
 import pytest
 
-from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tender_pipeline.settings import Settings
-from tests.services import serve_app
-from tests.test_browser import ARGS, CHROMIUM
+from tests.services import serve_ready
+from tests.test_browser import ARGS, CHROMIUM, need_chromium
 from tests.test_sectors_api import FIRST, LONG, ingest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,22 +17,14 @@ UNCLASSIFIED = {n[0] for n in FIRST if n[3] is None}
 
 @pytest.fixture(scope="module")
 def site(chroma, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(
-            "chromium is not installed (apt-get install -y chromium, or `make test` as root)")
+    need_chromium()
     host, port = chroma
     base = tmp_path_factory.mktemp("browser-sectors")
     where = {"chroma_host": host, "chroma_port": port, "tender_collection": "sector_ui_browser"}
     settings = Settings(**where, staging_uri=str(base / "staging"), embed_backend="local", enrich_backend="local")
     assert ingest(settings, base, "browser-sectors", FIRST)["upserted"] == len(FIRST)
     api = ApiSettings(**where, feedback_path=str(base / "fb.jsonl"), embed_backend="local")
-    with serve_app(create_app(api)) as url:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{url}/ready").status_code != 200:
-            assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
-            time.sleep(0.3)
+    with serve_ready(api) as url:
         yield url
 
 
