@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from search_api.settings import ApiSettings
+from tests.batches import write_rows
 from tests.services import serve_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -198,7 +199,6 @@ def test_save_this_search_lists_and_deletes_it(site, page):
 @pytest.fixture(scope="module")
 def dated_site(tmp_path_factory, chroma):
     """A few notices closing a month from today and a month ago (dates relative to the day the test runs)."""
-    import csv
     from datetime import date, timedelta
 
     from tender_pipeline import pipeline
@@ -212,12 +212,9 @@ def dated_site(tmp_path_factory, chroma):
             ("SHUT-1", "Borehole drilling and rehabilitation of wells", "District Assembly", gone),
             ("SHUT-2", "Drilling of monitoring boreholes", "District Assembly", gone),
             ("SHUT-3", "Burial of unclaimed bodies (pauper burials)", "Municipal Council", gone)]
-    batch = base / "dated.csv"
-    with batch.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["tender_id", "title", "buyer", "country", "closing_date"])
-        for tid, title, buyer, closing in rows:
-            writer.writerow([tid, title, buyer, "Ghana", closing.isoformat()])
+    batch = write_rows(base / "dated.csv", [{"tender_id": tid, "title": title, "buyer": buyer, "country": "Ghana",
+                                             "closing_date": closing.isoformat()}
+                                            for tid, title, buyer, closing in rows])
     host, port = chroma
     where = {"chroma_host": host, "chroma_port": port, "tender_collection": "dated_notices"}
     summary = pipeline.run_all(Settings(**where, staging_uri=str(base / "staging"), embed_backend="local",
