@@ -391,6 +391,18 @@ def serve_app(app, timeout: float = 30.0) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@contextlib.contextmanager
+def serve_ready(settings, timeout: float = 120.0) -> Iterator[str]:
+    """The search API for ``settings`` under uvicorn (serve_app), yielded once its /ready answers 200."""
+    import httpx
+
+    from search_api.main import create_app
+
+    with serve_app(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+        wait_app_ready(client, timeout)
+        yield url
+
+
 def wait_app_ready(client, timeout: float = 120.0) -> None:
     """Poll a TestClient app's /ready until 200 (the model loads in the background)."""
     deadline = time.monotonic() + timeout

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 
 import httpx
 import pytest
 
-from search_api.main import create_app
 from search_api.settings import ApiSettings
-from tests.services import BIN, serve_app
+from tests.services import BIN, serve_ready
 
 pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "30"))
@@ -28,11 +26,7 @@ def live_api(indexed_sample, tmp_path_factory):
     base = tmp_path_factory.mktemp("schemathesis")
     api_settings = ApiSettings(**indexed_sample, feedback_path=str(base / "feedback.jsonl"), embed_backend="local",
                                rate_limit="")
-    with serve_app(create_app(api_settings)) as url:
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{url}/ready").status_code != 200:
-            assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
-            time.sleep(0.3)
+    with serve_ready(api_settings) as url:
         yield url
 
 

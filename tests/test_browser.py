@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
-from search_api.main import create_app
 from search_api.settings import ApiSettings
-from tests.services import serve_app
+from tests.batches import write_rows
+from tests.services import serve_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_tenders.csv"
@@ -21,23 +20,19 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+def need_chromium() -> None:
+    """Skip without Debian's chromium; CI must not pass by skipping, so there it fails."""
+    if not Path(CHROMIUM).exists():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            "chromium is not installed (apt-get install -y chromium, or `make test` as root)")
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, indexed_sample):
-    if not Path(CHROMIUM).exists():
-        # CI must not pass by skipping; a laptop without root gets a clear reason instead
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(
-            "chromium is not installed (apt-get install -y chromium, or `make test` as root)")
+    need_chromium()
     base = tmp_path_factory.mktemp("browser")
     settings = ApiSettings(**indexed_sample, feedback_path=str(base / "feedback.jsonl"), embed_backend="local")
-    with serve_app(create_app(settings)) as url:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{url}/ready").status_code != 200:
-            assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
-            time.sleep(0.3)
+    with serve_ready(settings) as url:
         yield url, Path(settings.feedback_path)
 
 
@@ -204,15 +199,12 @@ def test_save_this_search_lists_and_deletes_it(site, page):
 @pytest.fixture(scope="module")
 def dated_site(tmp_path_factory, chroma):
     """A few notices closing a month from today and a month ago (dates relative to the day the test runs)."""
-    import csv
     from datetime import date, timedelta
 
     from tender_pipeline import pipeline
     from tender_pipeline.settings import Settings
 
-    if not Path(CHROMIUM).exists():
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(
-            "chromium is not installed (apt-get install -y chromium, or `make test` as root)")
+    need_chromium()
     base = tmp_path_factory.mktemp("dated")
     soon, gone = date.today() + timedelta(days=30), date.today() - timedelta(days=30)
     rows = [("OPEN-1", "Borehole drilling and hand pump installation", "District Assembly", soon),
@@ -220,25 +212,16 @@ def dated_site(tmp_path_factory, chroma):
             ("SHUT-1", "Borehole drilling and rehabilitation of wells", "District Assembly", gone),
             ("SHUT-2", "Drilling of monitoring boreholes", "District Assembly", gone),
             ("SHUT-3", "Burial of unclaimed bodies (pauper burials)", "Municipal Council", gone)]
-    batch = base / "dated.csv"
-    with batch.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["tender_id", "title", "buyer", "country", "closing_date"])
-        for tid, title, buyer, closing in rows:
-            writer.writerow([tid, title, buyer, "Ghana", closing.isoformat()])
+    batch = write_rows(base / "dated.csv", [{"tender_id": tid, "title": title, "buyer": buyer, "country": "Ghana",
+                                             "closing_date": closing.isoformat()}
+                                            for tid, title, buyer, closing in rows])
     host, port = chroma
     where = {"chroma_host": host, "chroma_port": port, "tender_collection": "dated_notices"}
     summary = pipeline.run_all(Settings(**where, staging_uri=str(base / "staging"), embed_backend="local",
                                         enrich_backend="local"), "dated", source=str(batch))
     assert summary["upserted"] == len(rows)
     settings = ApiSettings(**where, feedback_path=str(base / "feedback.jsonl"), embed_backend="local")
-    with serve_app(create_app(settings)) as url:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{url}/ready").status_code != 200:
-            assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
-            time.sleep(0.3)
+    with serve_ready(settings) as url:
         yield url
 
 

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import csv
-import os
-import time
-from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
-from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tender_pipeline import pipeline
 from tender_pipeline.lexical import open_index
 from tender_pipeline.settings import Settings
-from tests.services import serve_app
-from tests.test_browser import CHROMIUM, page  # noqa: F401 - the shared page fixture (fails on any script error)
+from tests.services import serve_ready
+from tests.test_browser import need_chromium, page  # noqa: F401 - the shared page fixture (fails on any script error)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HOSTILE = [
@@ -29,9 +24,7 @@ HOSTILE = [
 
 @pytest.fixture(scope="module")
 def hostile_site(tmp_path_factory, chroma):
-    if not Path(CHROMIUM).exists():
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(
-            "chromium is not installed (apt-get install -y chromium, or `make test` as root)")
+    need_chromium()
     base = tmp_path_factory.mktemp("hostile")
     batch = base / "hostile.csv"
     with batch.open("w", newline="", encoding="utf-8") as fh:
@@ -54,11 +47,7 @@ def hostile_site(tmp_path_factory, chroma):
     index.upsert(ids, [{**got[i][0], "title": raw[i][0], "buyer": raw[i][1]} for i in ids], [got[i][1] for i in ids],
                  [np.frombuffer(got[i][2], dtype=np.int8).astype(np.float32) for i in ids])
     settings = ApiSettings(**where, feedback_path=str(base / "feedback.jsonl"), embed_backend="local")
-    with serve_app(create_app(settings)) as url:
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{url}/ready").status_code != 200:
-            assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
-            time.sleep(0.3)
+    with serve_ready(settings) as url:
         yield url
 
 

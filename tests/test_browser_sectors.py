@@ -3,17 +3,12 @@ the chip's confidence hint, and the tender page's published description (the not
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
-
 import pytest
 
-from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tender_pipeline.settings import Settings
-from tests.services import serve_app
-from tests.test_browser import ARGS, CHROMIUM
+from tests.services import serve_ready
+from tests.test_browser import need_chromium, page  # noqa: F401 - the shared page fixture
 from tests.test_sectors_api import FIRST, LONG, ingest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,42 +17,25 @@ UNCLASSIFIED = {n[0] for n in FIRST if n[3] is None}
 
 @pytest.fixture(scope="module")
 def site(chroma, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(
-            "chromium is not installed (apt-get install -y chromium, or `make test` as root)")
+    need_chromium()
     host, port = chroma
     base = tmp_path_factory.mktemp("browser-sectors")
     where = {"chroma_host": host, "chroma_port": port, "tender_collection": "sector_ui_browser"}
     settings = Settings(**where, staging_uri=str(base / "staging"), embed_backend="local", enrich_backend="local")
     assert ingest(settings, base, "browser-sectors", FIRST)["upserted"] == len(FIRST)
     api = ApiSettings(**where, feedback_path=str(base / "fb.jsonl"), embed_backend="local")
-    with serve_app(create_app(api)) as url:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{url}/ready").status_code != 200:
-            assert time.monotonic() < deadline, httpx.get(f"{url}/ready").text
-            time.sleep(0.3)
+    with serve_ready(api) as url:
         yield url
 
 
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1100, "height": 1300}, bypass_csp=True)
-        pg = context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        yield pg
-        browser.close()
-        assert not errors, errors
+@pytest.fixture(autouse=True)
+def no_failed_loads(page):  # noqa: F811
+    """The shared page fixture fails on a script error; here a failed request fails the test too."""
+    yield
+    assert not page.failed_loads, page.failed_loads
 
 
-def test_the_sector_filter_lists_counts_and_finds_the_unclassified(site, page):
+def test_the_sector_filter_lists_counts_and_finds_the_unclassified(site, page):  # noqa: F811
     page.goto(site + "/?open_only=false")
     page.wait_for_function("document.querySelector('#sector').options.length > 2")  # from /sectors
     options = page.eval_on_selector_all("#sector option", "os => os.map(o => [o.value, o.textContent])")
@@ -74,7 +52,7 @@ def test_the_sector_filter_lists_counts_and_finds_the_unclassified(site, page):
     assert chips.count() == len(UNCLASSIFIED) and set(chips.all_inner_texts()) == {"Unclassified"}
 
 
-def test_a_result_chip_names_the_cpv_division_and_marks_a_tentative_sector(site, page):
+def test_a_result_chip_names_the_cpv_division_and_marks_a_tentative_sector(site, page):  # noqa: F811
     page.goto(site + "/?q=construction&open_only=false")
     page.locator("#result-list .card").first.wait_for()
     sure = page.locator('#result-list .card[data-id="SEC-C1"] .tag.sector')
@@ -84,7 +62,7 @@ def test_a_result_chip_names_the_cpv_division_and_marks_a_tentative_sector(site,
     assert tentative.inner_text() == "Construction work · likely" and "tentative" in tentative.get_attribute("class")
 
 
-def test_the_tender_page_shows_the_description_as_published(site, page):
+def test_the_tender_page_shows_the_description_as_published(site, page):  # noqa: F811
     page.goto(site + "/t/SEC-M1")
     assert page.locator("#description").inner_text() == LONG
     assert "Keywords:" not in page.locator("body").inner_text() and "Sector:" not in page.locator("body").inner_text()

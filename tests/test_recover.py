@@ -35,6 +35,18 @@ def live(world) -> dict[str, dict]:  # noqa: F811
     return got
 
 
+def recover_command(settings: Settings, what: str, monkeypatch) -> int:
+    """`recover <what>` through the CLI as an operator runs it: the settings come from the environment."""
+    for key in ("chroma_host", "chroma_port", "tender_collection", "staging_uri", "lexical_index_path",
+                "embed_backend", "enrich_backend"):
+        monkeypatch.setenv(key.upper(), str(getattr(settings, key)))
+    get_settings.cache_clear()
+    try:
+        return cli.main(["recover", what])
+    finally:
+        get_settings.cache_clear()
+
+
 def searchable(settings: Settings, expected: dict[str, dict]) -> None:
     """Every notice found by its title and its reference, and its page shows the same fields."""
     api = ApiSettings(**settings.model_dump(include={"chroma_host", "chroma_port", "tender_collection",
@@ -52,14 +64,7 @@ def searchable(settings: Settings, expected: dict[str, dict]) -> None:
 
 def test_lost_lexical_disk_comes_back_from_staging_with_the_command(world, live, monkeypatch, capsys):  # noqa: F811
     shutil.rmtree(world.lexical_dir)
-    for key in ("chroma_host", "chroma_port", "tender_collection", "staging_uri", "lexical_index_path",
-                "embed_backend", "enrich_backend"):
-        monkeypatch.setenv(key.upper(), str(getattr(world, key)))
-    get_settings.cache_clear()
-    try:
-        assert cli.main(["recover", "lexical"]) == 0
-    finally:
-        get_settings.cache_clear()
+    assert recover_command(world, "lexical", monkeypatch) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["from"].startswith("staging") and got["notices"] == 4 and got["missing_from_lexical"] == 0
     assert cards(world) == live
@@ -123,14 +128,7 @@ def test_lost_chroma_disk_comes_back_from_the_kept_parts_with_the_command(
     assert not [p for p in Path(world.staging_uri).iterdir() if p.name.startswith("scheduled__")]
     with chroma_server(tmp_path / "fresh-chroma") as (host, port):  # a server on an empty disk
         lost = world.model_copy(update={"chroma_host": host, "chroma_port": port})
-        for key in ("chroma_host", "chroma_port", "tender_collection", "staging_uri", "lexical_index_path",
-                    "embed_backend", "enrich_backend"):
-            monkeypatch.setenv(key.upper(), str(getattr(lost, key)))
-        get_settings.cache_clear()
-        try:
-            assert cli.main(["recover", "chroma"]) == 0
-        finally:
-            get_settings.cache_clear()
+        assert recover_command(lost, "chroma", monkeypatch) == 0
         got = json.loads(capsys.readouterr().out)
         assert (got["vectors_from_kept"], got["vectors_from_index"], got["collection_count"]) == (4, 0, 4)
         embedder = get_embedder(lost)

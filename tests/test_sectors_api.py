@@ -10,7 +10,6 @@ issue 22 does: these tests are about what the stores and the API do with them.
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 import time
@@ -26,6 +25,7 @@ from tender_pipeline import pipeline, staging, store
 from tender_pipeline.lexical import open_index
 from tender_pipeline.settings import Settings
 from tests import stored
+from tests.batches import write_rows
 from tests.services import wait_app_ready
 
 pytestmark = pytest.mark.slow
@@ -58,12 +58,9 @@ SECOND = [
 
 def ingest(settings: Settings, base: Path, run_id: str, notices: list[tuple]) -> dict:
     """The pipeline's stages, with the enrichment's sector fields set as the classifier sets them."""
-    batch = base / f"{run_id}.csv"
-    with batch.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(COLUMNS)
-        for tid, title, description, *_ in notices:
-            w.writerow([tid, title, description, "District Council", "Kenya", "2030-01-31"])
+    batch = write_rows(base / f"{run_id}.csv", [dict(zip(COLUMNS, [tid, title, description, "District Council",
+                                                                  "Kenya", "2030-01-31"], strict=True))
+                                               for tid, title, description, *_ in notices])
     run = pipeline.fetch(settings, run_id, source=str(batch))
     pipeline.validate(settings, run)
     pipeline.enrich(settings, run)
