@@ -15,7 +15,7 @@ its SQLite tables and their full-text index (bench/README.md, "What Chroma holds
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -89,11 +89,6 @@ def open_collection(client, name: str, model_id: str, dim: int, *, create: bool 
             f"(dim {dim}). Use the same EMBED_BACKEND and LOCAL_EMBEDDER, or a new TENDER_COLLECTION and re-ingest."
         )
     return collection
-
-
-def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 STATE_FIELDS = ("content_hash", "versions", "is_corrigendum", "enrichment_source", "released")
