@@ -167,11 +167,4 @@ def upsert(collection, ids: list[str], embeddings: np.ndarray, client=None, prog
     """Write each notice's vector into its Chroma slot (``slots``: a notice's own, a freed one, or a new one),
     in batches the server accepts; returns how many were written. ``ids`` must be unique."""
     limit = client.get_max_batch_size() if client is not None else 5000
-    limit = max(1, min(limit, 5000))
-    written = 0
-    for start in range(0, len(ids), limit):
-        end = start + limit
-        written += slots.write(collection, ids[start:end], np.asarray(embeddings[start:end]), limit)
-        if progress:
-            progress(len(ids[start:end]))
-    return written
+    return slots.write(collection, ids, np.asarray(embeddings), max(1, min(limit, 5000)), progress)
