@@ -386,7 +386,7 @@ class Bench:
         from tender_pipeline.lexical import open_index
 
         index = open_index(self.settings.lexical_dir)
-        index.index.reload()
+        index.reload()
         return index.num_docs()
 
     def post_feedback(self, batch: list[dict], count: int) -> None:

@@ -64,13 +64,6 @@ def retire(collection, index: LexicalIndex, *, retention_days: int, unknown_days
     }
 
 
-def _drop(client, name: str) -> None:
-    try:
-        client.delete_collection(name)
-    except Exception:  # absent: nothing to drop
-        pass
-
-
 def _open(settings):
     from tender_pipeline.embed import get_embedder
     from tender_pipeline.lexical import open_index

@@ -18,9 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tender_pipeline import kept, slots, staging, staging_retention, store
-from tender_pipeline.lifecycle import _drop
 
 log = logging.getLogger(__name__)
+
+
+def _drop(client, name: str) -> None:
+    try:
+        client.delete_collection(name)
+    except Exception:  # absent: nothing to drop
+        pass
 
 
 def from_staging(settings, today=None) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def lexical(settings, today: date | None = None) -> dict[str, Any]:
         local.mkdir(parents=True, exist_ok=True)
         lexical_sync.restore_if_new(local, settings.lexical_publish_uri)
         index = open_index(local, recreate=True)
-        index.index.reload()
+        index.reload()
         source, replayed = f"published copy {settings.lexical_publish_uri}", None
     else:
         index = open_index(local, recreate=True)  # a damaged folder of another schema is moved aside
@@ -128,15 +128,12 @@ def chroma(settings, today: date | None = None, batch: int = 2000) -> dict[str, 
             from_kept += store.upsert(collection, ids, vectors, client=client)
             slots.record(collection, ids, [store.state_of(m) for m in metas])  # the index holds them already
         s = index.searcher()
-        held = [str(s.doc(addr).get_first("id")) for _, addr in
-                s.search(tantivy.Query.all_query(), limit=max(s.num_docs, 1), count=False).hits]
+        held = [addr for _, addr in s.search(tantivy.Query.all_query(), limit=max(s.num_docs, 1), count=False).hits]
         from_index = 0
-        for start in range(0, len(held), batch):
-            part = held[start:start + batch]
-            lacking = set(part) - set(slots.slots_of(collection, part))
-            docs = [d for d in (s.doc(a) for _, a in s.search(
-                tantivy.Query.term_set_query(index.schema, "id", sorted(lacking)), limit=len(lacking),
-                count=False).hits)] if lacking else []
+        for start in range(0, len(held), batch):  # each stored document read once
+            docs = [s.doc(addr) for addr in held[start:start + batch]]
+            found = slots.slots_of(collection, [str(d.get_first("id")) for d in docs])
+            docs = [d for d in docs if str(d.get_first("id")) not in found]
             if docs:
                 vectors = np.stack([_dequantize(d) for d in docs]).astype(np.float32)
                 got = [str(d.get_first("id")) for d in docs]
@@ -191,14 +188,11 @@ def _rows(docs: list, collection) -> tuple[list[dict], np.ndarray, dict]:
     stored = [d.to_dict() for d in docs]
     texts = [_stored_text(doc) for doc in stored]
     vectors = slots.vectors_of(collection, ids) if collection is not None else {}
-    chroma_docs: dict[str, str] = {}  # Chroma holds no texts since issue 23: the index's, else the card's
-    counts = {"text_from_index": 0, "text_from_chroma": 0, "text_from_card": 0, "vector_from_chroma": 0,
-              "vector_from_index": 0}
+    # Chroma holds no texts since issue 23: the index's, else the card's
+    counts = {"text_from_index": 0, "text_from_card": 0, "vector_from_chroma": 0, "vector_from_index": 0}
     rows, out = [], []
     for tid, meta, text, doc in zip(ids, metas, texts, docs, strict=True):
-        if text is None and tid in chroma_docs:
-            text, counts["text_from_chroma"] = chroma_docs[tid], counts["text_from_chroma"] + 1
-        elif text is None:
+        if text is None:
             text, counts["text_from_card"] = _text_from_card(tid, meta), counts["text_from_card"] + 1
         else:
             counts["text_from_index"] += 1

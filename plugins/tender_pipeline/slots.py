@@ -21,7 +21,7 @@ redone, never skipped as unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,8 @@ def free_slots(collection, count: int) -> list[str]:
 
 def new_slots(collection, count: int) -> list[str]:
     """``count`` slot names the collection does not hold yet, past the end."""
+    if count <= 0:  # every notice of the batch had a slot: no count() request
+        return []
     out: list[str] = []
     n = collection.count()
     while len(out) < count:
@@ -94,8 +96,10 @@ def assign(collection, ids: Sequence[str]) -> tuple[list[str], list[str], list[s
     return slots, states, extra
 
 
-def write(collection, ids: Sequence[str], vectors: np.ndarray, batch: int) -> int:
-    """Write each notice's vector into its slot, ``batch`` rows per request; returns how many were written."""
+def write(collection, ids: Sequence[str], vectors: np.ndarray, batch: int,
+          progress: Callable[[int], object] | None = None) -> int:
+    """Write each notice's vector into its slot, ``batch`` rows per request; returns how many were written
+    (``progress`` hears each batch's count)."""
     written = 0
     for start in range(0, len(ids), batch):
         part = list(ids[start:start + batch])
@@ -104,6 +108,8 @@ def write(collection, ids: Sequence[str], vectors: np.ndarray, batch: int) -> in
                           metadatas=[{KEY: tid, STATE: state} for tid, state in zip(part, states, strict=True)])
         release_slots(collection, extra)
         written += len(part)
+        if progress:
+            progress(len(part))
     return written
 
 

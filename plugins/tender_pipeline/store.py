@@ -15,7 +15,7 @@ its SQLite tables and their full-text index (bench/README.md, "What Chroma holds
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -89,11 +89,6 @@ def open_collection(client, name: str, model_id: str, dim: int, *, create: bool 
             f"(dim {dim}). Use the same EMBED_BACKEND and LOCAL_EMBEDDER, or a new TENDER_COLLECTION and re-ingest."
         )
     return collection
-
-
-def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 STATE_FIELDS = ("content_hash", "versions", "is_corrigendum", "enrichment_source", "released")
@@ -172,11 +167,4 @@ def upsert(collection, ids: list[str], embeddings: np.ndarray, client=None, prog
     """Write each notice's vector into its Chroma slot (``slots``: a notice's own, a freed one, or a new one),
     in batches the server accepts; returns how many were written. ``ids`` must be unique."""
     limit = client.get_max_batch_size() if client is not None else 5000
-    limit = max(1, min(limit, 5000))
-    written = 0
-    for start in range(0, len(ids), limit):
-        end = start + limit
-        written += slots.write(collection, ids[start:end], np.asarray(embeddings[start:end]), limit)
-        if progress:
-            progress(len(ids[start:end]))
-    return written
+    return slots.write(collection, ids, np.asarray(embeddings), max(1, min(limit, 5000)), progress)

@@ -22,8 +22,7 @@ def sector_vocabulary(meta: dict[str, Any]) -> str:
     """The words buyers use for a notice's division (its hint words), for the index only: document expansion
     so "drainage" finds a "box drain" among construction works. Only for a confident sector (one with a code);
     never shown, and never in the notice's keywords."""
-    code = cards.sector_code(meta)
-    return _division_words().get(code, "") if code and cards.sector_label(meta) != cards.UNCLASSIFIED else ""
+    return _division_words().get(cards.sector_code(meta), "")  # '' when unclassified or without a code
 
 
 def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None) -> dict[str, Any]:
