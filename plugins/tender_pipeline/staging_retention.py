@@ -45,11 +45,15 @@ NOT_RUNS = ("_", ".")  # _kept, _ledger, _enrich_cache.sqlite ... are not run fo
 # --------------------------------------------------------------------------- run folders, local or remote
 def run_folders(root: staging.StagePath) -> list[staging.StagePath]:
     """The run folders directly under the staging root."""
+    return child_folders(root, skip=NOT_RUNS)
+
+
+def child_folders(root: staging.StagePath, skip: tuple[str, ...] = ()) -> list[staging.StagePath]:
+    """The folders directly under ``root`` (local or remote) whose names do not start with ``skip``."""
     if isinstance(root, Path):
-        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(NOT_RUNS)) \
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(skip)) \
             if root.is_dir() else []
-    names = _remote_children(root)
-    return [root / n for n in sorted(names) if not n.startswith(NOT_RUNS)]
+    return [root / n for n in sorted(_remote_children(root)) if not n.startswith(skip)]
 
 
 def _remote_children(root: staging.RemotePath) -> list[str]:
@@ -173,23 +177,8 @@ def remove_orphans(settings, now: float) -> int:
     return removed
 
 
-def prune_runs(root: staging.StagePath, older_than: float) -> list[str]:
-    """Delete run folders whose last write is before ``older_than`` (epoch seconds); their names."""
-    gone = []
-    for run in run_folders(root):
-        if last_write(run) < older_than:
-            remove_folder(run)
-            gone.append(run.name)
-    return gone
-
-
-def prune_ocds_pages(root: staging.StagePath, older_than: float) -> list[str]:
-    """Delete OCDS API page folders (one per source and interval) last written before ``older_than``."""
-    pages = root / "_ocds_pages"
-    if isinstance(pages, Path):
-        folders: list[staging.StagePath] = sorted(p for p in pages.iterdir() if p.is_dir()) if pages.is_dir() else []
-    else:
-        folders = [pages / n for n in sorted(_remote_children(pages))]
+def prune_folders(folders: list[staging.StagePath], older_than: float) -> list[str]:
+    """Delete the folders whose last write is before ``older_than`` (epoch seconds); their names."""
     gone = []
     for folder in folders:
         if last_write(folder) < older_than:
@@ -231,8 +220,8 @@ def prune(settings, today: date | None = None, now: float | None = None) -> dict
         adopted = adopt_unsealed(root)
         parts = prune_kept(settings, today)
         orphans = remove_orphans(settings, now)
-    runs = prune_runs(root, older_than)
-    ocds_pages = prune_ocds_pages(root, older_than)
+    runs = prune_folders(run_folders(root), older_than)
+    ocds_pages = prune_folders(child_folders(root / "_ocds_pages"), older_than)  # one folder per source and interval
     cache = prune_enrich_cache(settings, older_than)
     after = folder_bytes(root)
     log.info("staging pruned: %d run folder(s), %d part(s) dropped, %d trimmed", len(runs),
