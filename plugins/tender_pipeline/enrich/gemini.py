@@ -36,7 +36,7 @@ from tender_pipeline.gemini.prompt import (
 from tender_pipeline.gemini.ratelimit import RateLimiter
 from tender_pipeline.gemini.retry import TRANSPORT_ERRORS, RetryPolicy, call_with_retries, describe_error
 from tender_pipeline.gemini.usage import UsageMeter
-from tender_pipeline.models import Enrichment, TenderRecord
+from tender_pipeline.models import UNCLASSIFIED, Enrichment, TenderRecord
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Taxonomy, load_taxonomy
 
@@ -134,7 +134,7 @@ class GeminiEnricher:
         for record, call in zip(records, calls, strict=True):
             division = call.division
             found[record.tender_id] = found[record.tender_id].model_copy(update={
-                "sector": division.label if division else "Unclassified",
+                "sector": division.label if division else UNCLASSIFIED,
                 "sector_code": division.code if division else "", "sector_confidence": round(call.confidence, 4)})
         self.meter.add(off_list_sectors=len(records))
         log.warning("gemini answered %d sector code(s) outside the taxonomy; used the offline classifier: %s",

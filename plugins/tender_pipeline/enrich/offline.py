@@ -13,12 +13,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from tender_pipeline.models import Enrichment, TenderRecord
+from tender_pipeline.models import UNCLASSIFIED, Enrichment, TenderRecord
 from tender_pipeline.sector_model import SectorModel, get_sector_model
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Division, Taxonomy, load_taxonomy
 
-UNCLASSIFIED = "Unclassified"
 DEFAULT_MIN_CONFIDENCE = 0.3  # Settings.sector_min_confidence
 
 CORRIGENDUM = re.compile(
