@@ -155,6 +155,6 @@ def keywords(record: TenderRecord, limit: int = 12) -> list[str]:
     seen: dict[str, None] = dict.fromkeys(t for t in _tokens(record.title) if t.isalpha())
     rest = Counter(t for t in _tokens(f"{record.category} {record.description[:1500]}")
                    if t.isalpha() and t not in _BOILERPLATE)
-    for token, _ in sorted(rest.items(), key=lambda kv: -kv[1]):  # stable: ties keep text order
+    for token, _ in rest.most_common():  # ties keep text order
         seen.setdefault(token, None)
     return list(seen)[:limit]
