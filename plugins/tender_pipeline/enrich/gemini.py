@@ -110,7 +110,7 @@ class GeminiEnricher:
                 out.append(None)
                 missing.append(i)
         for i, record in enumerate(records):
-            division = next((d for d in map(self.taxonomy.division_of, record.cpv_codes) if d), None)
+            division = self.taxonomy.division_of_record(record.cpv_codes)
             answer = out[i]
             if division is not None and answer is not None:  # the notice's own CPV code is certain
                 out[i] = answer.model_copy(update={"sector": division.label, "sector_code": division.code,

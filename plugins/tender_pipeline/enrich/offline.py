@@ -104,7 +104,7 @@ class OfflineEnricher:
         """Each record's sector: its CPV code's division when it has one, else the model's confident guess."""
         calls: list[SectorCall | None] = []
         for record in records:
-            found = next((d for d in map(self.taxonomy.division_of, record.cpv_codes) if d), None)
+            found = self.taxonomy.division_of_record(record.cpv_codes)
             calls.append(SectorCall(found, 1.0, found) if found else None)
         missing = [i for i, c in enumerate(calls) if c is None]
         for i, guess in zip(missing, self.model.guess_records([records[i] for i in missing], top=1), strict=True):
