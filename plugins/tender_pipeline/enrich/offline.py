@@ -18,7 +18,7 @@ from tender_pipeline.sector_model import SectorModel, get_sector_model
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Division, Taxonomy, load_taxonomy
 
-DEFAULT_MIN_CONFIDENCE = 0.3  # Settings.sector_min_confidence
+DEFAULT_MIN_CONFIDENCE: float = Settings.model_fields["sector_min_confidence"].default  # one default
 
 CORRIGENDUM = re.compile(
     r"\b(corrigend\w*|addend\w*|amendment|amended|erratum|errata|revised (?:notice|tender|date)|"
