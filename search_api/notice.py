@@ -89,10 +89,10 @@ def similar_open(collection, lexical: LexicalIndex, stored: Stored, today: date,
     got = collection.query(query_embeddings=[stored.vector], n_results=SIMILAR_FETCH + 1, include=["metadatas"])
     near = [t for t in dict.fromkeys(slots.tenders(got["ids"][0], got["metadatas"][0])) if t is not None]
     today_num = int(today.strftime("%Y%m%d"))
-    cards = lexical.cards(near)
+    found = lexical.cards(near)
     out: list[TenderFields] = []
     for tid in near:
-        meta = cards.get(tid)
+        meta = found.get(tid)
         if meta is None or tid == stored.tender_id or int(meta.get("closing_num") or 0) < today_num:
             continue
         out.append(TenderFields(**card_fields(tid, meta)))

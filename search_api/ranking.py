@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tender_pipeline.sector_model.features import fold as stem  # one plural folding: the sector model's
+
 _TOKEN = re.compile(r"[^\W_]+(?:[-/.][^\W_]+)*")
 _PART = re.compile(r"[^\W_]+")
 STOPWORDS = frozenset(
@@ -32,15 +34,6 @@ STOPWORDS = frozenset(
     "tender tenders notice notices bid bids contract contracts procurement rfq rfp request".split()
 )
 BODY_WEIGHT = 0.6  # a term found only in summary/keywords/description
-
-
-def stem(token: str) -> str:
-    """Tiny plural folding so 'hospitals' matches 'hospital' (no language model needed)."""
-    if len(token) > 4 and token.endswith("ies"):
-        return token[:-3] + "y"
-    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
-        return token[:-1]
-    return token
 
 
 def query_words(query: str) -> list[str]:

@@ -66,14 +66,21 @@ def query_lexicon(lex: LexicalIndex, searcher, query: str) -> tuple[list[str], d
     """The query's terms as the index analyses them, their other spellings the index holds, and each term's IDF
     from the whole index (a term and its spellings as one: their document frequencies added). Document
     frequencies are kept by the index: a handful of lookups per query, whatever the collection's size."""
+    seen: dict[str, int] = {}  # each term's document frequency, looked up once per request
+
+    def df(term: str) -> int:
+        if term not in seen:
+            seen[term] = text_df(searcher, term)
+        return seen[term]
+
     words = query_words(query)
     terms = lex.focus(lex.analyze(" ".join(words)), searcher)
-    dfs = {t: text_df(searcher, t) for t in terms}
-    found = spelling_variants(words, lex.analyze, lambda t: text_df(searcher, t) > 0)
+    found = spelling_variants(words, lex.analyze, lambda t: df(t) > 0)
     variants = {t: found[t] for t in terms if t in found}
     total = searcher.num_docs
+    dfs = {t: df(t) for t in terms}
     for t, others in variants.items():
-        dfs[t] = min(total, dfs[t] + sum(text_df(searcher, v) for v in others))
+        dfs[t] = min(total, dfs[t] + sum(df(v) for v in others))
     return terms, variants, index_idf(dfs, total)
 
 

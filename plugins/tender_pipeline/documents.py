@@ -9,7 +9,7 @@ references without it steering the embedding.
 
 from __future__ import annotations
 
-from tender_pipeline.models import EnrichedTender
+from tender_pipeline.models import UNCLASSIFIED, EnrichedTender
 
 DESCRIPTION_CHARS = 1500
 
@@ -19,7 +19,7 @@ def document_text(item: EnrichedTender) -> str:
     r, e = item.record, item.enrichment
     place = ", ".join(p for p in (r.city, r.region, r.country) if p)
     # an unsure sector is left out: "Unclassified" would steer the embedding and match the word
-    sector = "" if e.sector in ("", "Unclassified") else e.sector + (f" / {e.subsector}" if e.subsector else "")
+    sector = "" if e.sector in ("", UNCLASSIFIED) else e.sector + (f" / {e.subsector}" if e.subsector else "")
     lines = [
         r.title,
         e.summary if e.summary and e.summary != r.title else "",

@@ -24,6 +24,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("tender_id", "title")
 
 # Bump when the meaning of a stored record changes, so every record re-indexes once.
 CONTENT_VERSION = "1"
+UNCLASSIFIED = "Unclassified"  # the `sector` of a notice no sector was assigned to with confidence
 
 ProcurementType = Literal["Works", "Supply", "Services"]
 

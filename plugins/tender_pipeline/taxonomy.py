@@ -43,6 +43,10 @@ class Taxonomy:
     def division_of(self, cpv_code: str) -> Division | None:
         return self.divisions.get(cpv_code[:2])
 
+    def division_of_record(self, cpv_codes: list[str]) -> Division | None:
+        """The division of a notice's first known CPV code: certain, so it beats any classifier's guess."""
+        return next((d for d in map(self.division_of, cpv_codes) if d), None)
+
     def subsector_of(self, cpv_code: str) -> str:
         """Label of the code's group (first 3 digits), when a fuller taxonomy is loaded."""
         if not self.labels or len(cpv_code) < 3 or cpv_code[2] == "0":

@@ -60,10 +60,16 @@ def keep_valid(result: ValidationResult, by_id: dict[str, int], item: dict) -> N
     result.per_file[item["file"]].valid += 1
 
 
-def quarantine_row(result: ValidationResult, label: str, row: int, error: Mapping[str, Any], mapped: dict) -> None:
-    field_name, message = error_reason(error)
+def quarantine(result: ValidationResult, label: str, row: int, field_name: str, reason: str,
+               mapped: Mapping[str, Any] | None = None) -> None:
+    """Quarantine one row with its reason (cut to 300 characters) and, when mapped, its id and title."""
+    mapped = mapped or {}
     result.quarantine.append({
-        "file": label, "row": row, "field": field_name, "reason": message,
+        "file": label, "row": row, "field": field_name, "reason": reason[:300],
         "tender_id": str(mapped.get("tender_id", ""))[:200], "title": str(mapped.get("title", ""))[:200],
     })
     result.per_file[label].quarantined += 1
+
+
+def quarantine_row(result: ValidationResult, label: str, row: int, error: Mapping[str, Any], mapped: dict) -> None:
+    quarantine(result, label, row, *error_reason(error), mapped)

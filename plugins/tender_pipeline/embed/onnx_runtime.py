@@ -43,19 +43,22 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(model_dir: Path, verify: bool = True) -> dict:
-    """The folder's manifest; with ``verify`` every listed file must exist with its recorded sha256."""
+def read_manifest(model_dir: Path, verify: bool = True, *, error: type[Exception] = ModelFilesError,
+                  builder: str = "scripts/build_onnx_model.py") -> dict:
+    """The folder's manifest; with ``verify`` every listed file must exist with its recorded sha256.
+
+    Shared by every shipped model folder (the sector model too): ``error`` is raised, naming ``builder``."""
     path = model_dir / MANIFEST
     if not path.is_file():
-        raise ModelFilesError(f"{path}: missing; build it with scripts/build_onnx_model.py")
+        raise error(f"{path}: missing; build it with {builder}")
     manifest = json.loads(path.read_text("utf-8"))
     if verify:
         for name, expected in manifest["sha256"].items():
             file = model_dir / name
             if not file.is_file():
-                raise ModelFilesError(f"{file}: missing; rebuild with scripts/build_onnx_model.py")
+                raise error(f"{file}: missing; rebuild with {builder}")
             if sha256(file) != expected:
-                raise ModelFilesError(f"{file}: sha256 differs from {path}; rebuild with scripts/build_onnx_model.py")
+                raise error(f"{file}: sha256 differs from {path}; rebuild with {builder}")
     return manifest
 
 

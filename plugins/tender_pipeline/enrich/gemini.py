@@ -36,7 +36,7 @@ from tender_pipeline.gemini.prompt import (
 from tender_pipeline.gemini.ratelimit import RateLimiter
 from tender_pipeline.gemini.retry import TRANSPORT_ERRORS, RetryPolicy, call_with_retries, describe_error
 from tender_pipeline.gemini.usage import UsageMeter
-from tender_pipeline.models import Enrichment, TenderRecord
+from tender_pipeline.models import UNCLASSIFIED, Enrichment, TenderRecord
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Taxonomy, load_taxonomy
 
@@ -110,7 +110,7 @@ class GeminiEnricher:
                 out.append(None)
                 missing.append(i)
         for i, record in enumerate(records):
-            division = next((d for d in map(self.taxonomy.division_of, record.cpv_codes) if d), None)
+            division = self.taxonomy.division_of_record(record.cpv_codes)
             answer = out[i]
             if division is not None and answer is not None:  # the notice's own CPV code is certain
                 out[i] = answer.model_copy(update={"sector": division.label, "sector_code": division.code,
@@ -134,7 +134,7 @@ class GeminiEnricher:
         for record, call in zip(records, calls, strict=True):
             division = call.division
             found[record.tender_id] = found[record.tender_id].model_copy(update={
-                "sector": division.label if division else "Unclassified",
+                "sector": division.label if division else UNCLASSIFIED,
                 "sector_code": division.code if division else "", "sector_confidence": round(call.confidence, 4)})
         self.meter.add(off_list_sectors=len(records))
         log.warning("gemini answered %d sector code(s) outside the taxonomy; used the offline classifier: %s",

@@ -13,13 +13,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from tender_pipeline.models import Enrichment, TenderRecord
+from tender_pipeline.models import UNCLASSIFIED, Enrichment, TenderRecord
 from tender_pipeline.sector_model import SectorModel, get_sector_model
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Division, Taxonomy, load_taxonomy
 
-UNCLASSIFIED = "Unclassified"
-DEFAULT_MIN_CONFIDENCE = 0.3  # Settings.sector_min_confidence
+DEFAULT_MIN_CONFIDENCE: float = Settings.model_fields["sector_min_confidence"].default  # one default
 
 CORRIGENDUM = re.compile(
     r"\b(corrigend\w*|addend\w*|amendment|amended|erratum|errata|revised (?:notice|tender|date)|"
@@ -105,7 +104,7 @@ class OfflineEnricher:
         """Each record's sector: its CPV code's division when it has one, else the model's confident guess."""
         calls: list[SectorCall | None] = []
         for record in records:
-            found = next((d for d in map(self.taxonomy.division_of, record.cpv_codes) if d), None)
+            found = self.taxonomy.division_of_record(record.cpv_codes)
             calls.append(SectorCall(found, 1.0, found) if found else None)
         missing = [i for i, c in enumerate(calls) if c is None]
         for i, guess in zip(missing, self.model.guess_records([records[i] for i in missing], top=1), strict=True):
@@ -156,6 +155,6 @@ def keywords(record: TenderRecord, limit: int = 12) -> list[str]:
     seen: dict[str, None] = dict.fromkeys(t for t in _tokens(record.title) if t.isalpha())
     rest = Counter(t for t in _tokens(f"{record.category} {record.description[:1500]}")
                    if t.isalpha() and t not in _BOILERPLATE)
-    for token, _ in sorted(rest.items(), key=lambda kv: -kv[1]):  # stable: ties keep text order
+    for token, _ in rest.most_common():  # ties keep text order
         seen.setdefault(token, None)
     return list(seen)[:limit]

@@ -20,14 +20,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tender_pipeline.models import Enrichment, TenderRecord
+from tender_pipeline.models import UNCLASSIFIED, Enrichment, TenderRecord
 from tender_pipeline.taxonomy import Taxonomy
 
 PROMPT_REVISION = "enrich-2"  # bump by hand when the wording changes meaningfully
 MAX_KEYWORDS = 12
 _MODEL_FIELDS = ("tender_id", "summary", "sector_code", "sector_confidence", "subsector", "procurement_type",
                  "keywords", "is_corrigendum")
-UNCLASSIFIED = "Unclassified"
 
 _RULES = """You enrich public procurement notices (tenders) for a search engine.
 The user message lists tenders, one JSON object per line. Answer with JSON

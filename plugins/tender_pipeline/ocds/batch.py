@@ -21,7 +21,7 @@ from tender_pipeline.models import TenderRecord
 from tender_pipeline.ocds.group import Group, Spill, date_key
 from tender_pipeline.ocds.profile import OcdsProfile, ProfileChooser
 from tender_pipeline.ocds.reader import read_entries
-from tender_pipeline.validation_result import FileCounts, ValidationResult, error_reason, keep_valid
+from tender_pipeline.validation_result import FileCounts, ValidationResult, error_reason, keep_valid, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,6 @@ def _counts(result: ValidationResult, label: str, profile: str = "") -> FileCoun
     return counts
 
 
-def _quarantine(result: ValidationResult, label: str, row: int, field: str, reason: str,
-                mapped: dict | None = None) -> None:
-    mapped = mapped or {}
-    result.quarantine.append({"file": label, "row": row, "field": field, "reason": reason[:300],
-                              "tender_id": str(mapped.get("tender_id", ""))[:200],
-                              "title": str(mapped.get("title", ""))[:200]})
-    result.per_file[label].quarantined += 1
-
-
 def _source_path(profile: OcdsProfile, field: str) -> str:
     """The expression(s) a canonical field is read from, for a quarantine reason."""
     source = profile.columns.get(field, "")
@@ -54,7 +45,7 @@ def _accept(group: Group, choose: ProfileChooser, result: ValidationResult, by_i
     """Map, validate and count one OCID's group (its releases are already counted as rows)."""
     def reject(field: str, reason: str, mapped: dict | None = None, *, not_notice: bool = False) -> None:
         for member in group.members:
-            _quarantine(result, member.file, member.row, field, reason, mapped)
+            quarantine(result, member.file, member.row, field, reason, mapped)
         result.not_notices += len(group.members) if not_notice else 0
 
     if group.compiled is None:
@@ -97,11 +88,11 @@ def validate_ocds(files: list[tuple[Path, str]], result: ValidationResult, by_id
                     remaining -= 1
                 counts.rows += 1
                 if entry.kind == "invalid":
-                    _quarantine(result, label, entry.row, "release", entry.problem)
+                    quarantine(result, label, entry.row, "release", entry.problem)
                 elif not str(entry.data.get("ocid") or "").strip():
-                    _quarantine(result, label, entry.row, "ocid", "required field is empty (ocid)",
-                                {"title": (entry.data.get("tender") or {}).get("title", "")
-                                 if isinstance(entry.data.get("tender"), dict) else ""})
+                    quarantine(result, label, entry.row, "ocid", "required field is empty (ocid)",
+                               {"title": (entry.data.get("tender") or {}).get("title", "")
+                                if isinstance(entry.data.get("tender"), dict) else ""})
                 else:
                     spill.add(entry, label)
         for group in spill.groups():

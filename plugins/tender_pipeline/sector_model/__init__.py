@@ -10,8 +10,6 @@ normalised to sum to 1: deterministic, a few microseconds a notice, no network.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -19,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from tender_pipeline.embed.onnx_runtime import MANIFEST as MANIFEST  # one manifest name for every model folder
+from tender_pipeline.embed.onnx_runtime import read_manifest as verified_manifest
 from tender_pipeline.models import TenderRecord
 from tender_pipeline.sector_model.features import record_terms, terms
 
 MODEL_DIR = Path(__file__).resolve().parent
-MANIFEST = "manifest.json"
 
 
 class SectorModelError(RuntimeError):
@@ -46,23 +45,9 @@ class SectorGuess:
         return self.probabilities[0]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def read_manifest(model_dir: Path = MODEL_DIR) -> dict:
     """The manifest, after checking every file it lists against its sha256."""
-    path = model_dir / MANIFEST
-    if not path.is_file():
-        raise SectorModelError(f"{path}: missing; build it with scripts/train_sector_model.py")
-    manifest = json.loads(path.read_text("utf-8"))
-    for name, expected in manifest["sha256"].items():
-        file = model_dir / name
-        if not file.is_file():
-            raise SectorModelError(f"{file}: missing; rebuild with scripts/train_sector_model.py")
-        if _sha256(file) != expected:
-            raise SectorModelError(f"{file}: sha256 differs from {path}; rebuild with scripts/train_sector_model.py")
-    return manifest
+    return verified_manifest(model_dir, error=SectorModelError, builder="scripts/train_sector_model.py")
 
 
 class SectorModel:
