@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-UNCLASSIFIED = "Unclassified"
+from tender_pipeline.models import UNCLASSIFIED
+
 # sector labels that mean "no sector": what the enricher writes when unsure, an empty field, and the label
 # schema v2 gave an empty sector
 _NO_SECTOR = {"", "unclassified", "unknown"}
