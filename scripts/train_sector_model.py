@@ -8,9 +8,11 @@ Labelled data (``--data``, default ../shared/data/real):
 - each hint word of the shipped divisions (tender_pipeline/data/cpv_divisions.json: "medicines" for 33,
   "landscaping" for 77), words buyers use that the CPV labels lack, as one-word documents;
 - the CPV-coded UK Contracts Finder notices (uk_contracts_finder/notices.csv) and OCDS samples
-  (ocds_samples/), read by the pipeline's own validation, labelled with their first code's division.
+  (ocds_samples/), read by the pipeline's own validation, labelled with their codes' divisions (a notice
+  coded for works and for design is an example of both, its weight shared between them).
 The model is a one-vs-rest logistic regression (scikit-learn's SGDClassifier, log loss, fixed seed)
-over TF-IDF words and word pairs (``sector_model.features``); a pair must occur in two documents.
+over TF-IDF words, word pairs and long words' letter 4-grams (``sector_model.features``); a pair must
+occur in two documents.
 Notices weigh ``NOTICE_WEIGHT`` times a code description, and each notice's title is added once more
 alone (weight 1), so a source that publishes only a short title is read as well as one with a long
 description. Cross-validation: 5 folds over the notices, the code descriptions always in training, the
@@ -35,7 +37,7 @@ import numpy as np  # noqa: E402
 
 from tender_pipeline.models import TenderRecord  # noqa: E402
 from tender_pipeline.sector_model import MANIFEST, MODEL_DIR, SectorModel  # noqa: E402
-from tender_pipeline.sector_model.features import record_terms, terms  # noqa: E402
+from tender_pipeline.sector_model.features import CHAR_GRAM, record_terms, terms  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real"
 NOTICE_WEIGHT = 3.0
@@ -66,7 +68,13 @@ def load_code_descriptions(data: Path) -> tuple[list[str], list[str]]:
 
 
 def label(record: TenderRecord) -> str:
+    """The first CPV code's division (the bench's first-code truth)."""
     return record.cpv_codes[0][:2]
+
+
+def divisions_of(record: TenderRecord) -> list[str]:
+    """Every division of the notice's CPV codes, first code's first: what it is a training example of."""
+    return list(dict.fromkeys(code[:2] for code in record.cpv_codes))
 
 
 class Vectorizer:
@@ -116,13 +124,17 @@ def training_set(code_texts: list[str], code_labels: list[str], notices: list[Te
     hints = hint_words()
     code_texts = list(code_texts) + [w for w, _ in hints]
     code_labels = list(code_labels) + [c for _, c in hints]
-    docs = [terms(t, "") for t in code_texts] + [record_terms(r) for r in notices] + [terms(r.title, "")
-                                                                                      for r in notices]
-    labels = list(code_labels) + [label(r) for r in notices] * 2
-    weights = np.r_[np.ones(len(code_texts) - len(hints)), np.full(len(hints), HINT_WEIGHT),
-                    np.full(len(notices), NOTICE_WEIGHT),
-                    np.full(len(notices), TITLE_ONLY_WEIGHT)]
-    return docs, labels, weights
+    docs = [terms(t, "") for t in code_texts]
+    labels = list(code_labels)
+    weights = [1.0] * (len(code_texts) - len(hints)) + [HINT_WEIGHT] * len(hints)
+    for r in notices:  # a notice coded in several divisions is an example of each, its weight shared
+        divisions = divisions_of(r)
+        full, title = record_terms(r), terms(r.title, "")
+        for division in divisions:
+            docs += [full, title]
+            labels += [division, division]
+            weights += [NOTICE_WEIGHT / len(divisions), TITLE_ONLY_WEIGHT / len(divisions)]
+    return docs, labels, np.array(weights)
 
 
 def cross_validated(code_texts: list[str], code_labels: list[str], notices: list[TenderRecord],
@@ -176,6 +188,7 @@ def main() -> int:
 
     info = {"trained_on": {"cpv_code_descriptions": len(code_texts), "notices": len(notices)},
             "notice_weight": NOTICE_WEIGHT, "title_only_weight": TITLE_ONLY_WEIGHT, "hint_weight": HINT_WEIGHT,
+            "notice_labels": "every division of its codes, the notice's weight shared", "char_gram": CHAR_GRAM,
             "min_df": MIN_DF, "alpha": ALPHA, "epochs": EPOCHS, "seed": SEED,
             "built_with": {"scikit-learn": sklearn_version, "numpy": np.__version__}}
     out = args.out if not args.check else Path(__import__("tempfile").mkdtemp(prefix="sector-model-"))
@@ -193,7 +206,7 @@ def main() -> int:
         report["identical_to_shipped"] = shipped == fresh
         __import__("shutil").rmtree(out)
     print(json.dumps(report))
-    return 0 if same_top == 1.0 else 1
+    return 0 if same_top == 1.0 and report.get("identical_to_shipped", True) else 1
 
 
 if __name__ == "__main__":

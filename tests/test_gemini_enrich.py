@@ -178,7 +178,8 @@ def test_missing_records_are_retried_alone_and_off_list_sectors_take_the_offline
 def test_off_list_sector_on_a_vague_notice_is_unclassified(fake, tmp_path):
     enricher = make(fake, tmp_path)
     fake.per_record["V"] = BadSector()
-    [out] = enricher.enrich([TenderRecord(tender_id="V", title="Lot 3", description="See the attached documents.")])
+    vague = TenderRecord(tender_id="V", title="Open tender award", description="See the attached documents.")
+    [out] = enricher.enrich([vague])
     assert (out.sector, out.sector_code) == ("Unclassified", "") and out.enrichment_source == "gemini"
 
 

@@ -23,7 +23,7 @@ NOTICES = [
                  "tree works across parks and cemeteries. Grass cutting from March to October."),
     TenderRecord(tender_id="d", title="Refurbishment of the town hall roof", category="Works",
                  description="Strip and replace the slate roof, new lead flashings and gutters."),
-    TenderRecord(tender_id="e", title="Lot 3", description="See the attached documents."),
+    TenderRecord(tender_id="e", title="Open tender award", description="See the attached documents."),
 ]
 
 
@@ -71,7 +71,7 @@ def test_below_the_threshold_the_sector_is_unclassified_and_the_confidence_kept(
         assert b.sector_confidence == a.sector_confidence
     default = OfflineEnricher(taxonomy)
     vague = default.enrich(NOTICES)
-    assert vague[4].sector == UNCLASSIFIED  # "Lot 3 / see the attached documents" says nothing
+    assert vague[4].sector == UNCLASSIFIED  # "Open tender award / see the attached documents" says nothing
     assert vague[4].sector_confidence < default.min_confidence
     assert vague[0].sector_code == "30" and vague[0].sector_confidence >= default.min_confidence
 
