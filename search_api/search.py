@@ -41,10 +41,21 @@ from search_api.models import SearchParams, SearchResult
 from search_api.ranking import Candidate, compound_tokens, fuse, index_idf, query_words
 from search_api.spelling import variants as spelling_variants
 from tender_pipeline import slots
-from tender_pipeline.lexical import TEXT_FIELDS, Evidence, Filters, Hit, LexicalIndex, cards, cosine_rows, cosines
+from tender_pipeline.lexical import (
+    TEXT_FIELDS,
+    Evidence,
+    Filters,
+    Hit,
+    LexicalIndex,
+    cards,
+    cosine_rows,
+    cosines,
+    read,
+)
 
 SURVIVOR_CHUNK = 200  # vector hits checked against the filters per lexical query
 STALE_COSINE = 0.05  # int8 stored vectors are within ~0.01 of the exact cosine; more means another vector
+STALE_ROUNDS = 4  # re-rankings after a page showed a reused slot (each takes that notice's own cosine)
 COUNT_BELOW = 10  # filters estimated to pass fewer than this × SEARCH_EXHAUSTIVE_MAX notices are counted exactly
 
 
@@ -239,19 +250,14 @@ class Searcher:
                                          sector, known, by="slot")
                 evidence.update(got)
                 known = []
-                for h in found:
-                    hits.setdefault(h.id, h)
-                    if h.slot is not None and h.slot in nearest:
-                        knn.setdefault(h.id, nearest[h.slot])  # the slot's cosine, when no stored vector
+                for h in found:  # unread: ranked by their slot's distance, read when shown (``_named``)
+                    hits[h.id] = h
+                    knn[h.id] = nearest[h.slot] if h.slot is not None else 0.0
                 kept += len(found)
                 if kept >= k:
                     break
-        # kNN's exact cosine, unless the notice's own stored vector disagrees (a slot reused since this copy
-        # of the index was published); the stored vector for lexical hits; Chroma for hits with neither
-        own = cosines(vector, [hits[tid] for tid in hits if tid not in near])
-        knn = {tid: c for tid, c in knn.items() if tid not in own or abs(own[tid] - c) <= STALE_COSINE}
-        missing = [hits[tid] for tid in hits if tid not in near and tid not in own and tid not in knn]
-        cosine = {**own, **knn, **near, **self._cosines(collection, vector, [h.id for h in missing])}
+        missing = [hits[tid] for tid in hits if tid not in knn and tid not in near]
+        cosine = {**knn, **near, **self._similarities(collection, vector, missing)}
         t3 = time.perf_counter()
         pool = []
         for tid in hits:
@@ -286,11 +292,35 @@ class Searcher:
         t2 = time.perf_counter()
         ranked = fuse(pool.candidates, query, pool.terms, self.settings.rank_vector_weight, sector,
                       self.settings.rank_sector_bonus, pool.idf, pool.variants)
-        page = ranked[params.offset:need]
+        for round_ in range(STALE_ROUNDS + 1):
+            page = ranked[params.offset:need]
+            if not self._named(page, pool, vector) or round_ == STALE_ROUNDS:
+                break
+            ranked = fuse(pool.candidates, query, pool.terms, self.settings.rank_vector_weight, sector,
+                          self.settings.rank_sector_bonus, pool.idf, pool.variants)
         for c in page:
             c.metadata = pool.hits[c.id].card
         timings["rerank"] = time.perf_counter() - t2
         return Ranked([to_result(c) for c in page], len(ranked), sector, timings)
+
+    @staticmethod
+    def _named(page: list[Candidate], pool: Pool, vector: np.ndarray) -> bool:
+        """Read the page's kNN candidates (found by slot, unread until shown) and name them; True when one's own
+        stored vector disagrees with its slot's distance, i.e. the slot was reused since this copy of the index
+        was published: that candidate takes its own cosine and the pool is ranked again."""
+        stale = False
+        for c in page:
+            hit = pool.hits[c.id]
+            named = read(hit)
+            if named is hit:
+                continue
+            del pool.hits[c.id]
+            c.id = named.id
+            pool.hits[c.id] = named
+            own = cosines(vector, [named]).get(c.id)
+            if own is not None and abs(own - c.cosine) > STALE_COSINE:
+                c.cosine, stale = own, True
+        return stale
 
     def sector(self, query: str, vector: np.ndarray) -> str | None:
         """The sector the query points at (memoised with the query: it costs a scan of the taxonomy)."""

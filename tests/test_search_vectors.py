@@ -2,8 +2,9 @@
 
 The search reads a candidate's similarity from the int8 copy the index keeps
 (no Chroma read per search); an index written without vectors (only the slots
-holding them) falls back to kNN's distances and Chroma's ``get``. Both must give the same page, on the exhaustive path (few
-notices pass the filters) and on the over-fetched kNN path (forced on the small sample by a low cap)."""
+holding them) falls back to kNN's distances and Chroma's ``get``. Both must give the same page, on the
+exhaustive path (few notices pass the filters) and on the over-fetched kNN path (forced on the small sample
+by a low cap)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import tantivy
 
 from tender_pipeline.lexical.filters import Filters, filter_query
-from tender_pipeline.lexical.hits import Hit, hit_at
+from tender_pipeline.lexical.hits import Hit, unread
 from tender_pipeline.lexical.keys import norm
 from tender_pipeline.lexical.queries import all_of, any_of, term
 
@@ -141,9 +141,8 @@ def resolve(schema: tantivy.Schema, filters: Filters, ids: Sequence[str] | Seque
     none of them among ``known``; ``known`` hits must pass ``filters`` (they come from searches under them),
     or they get no evidence from this query.
 
-    ``by="slot"``: ``ids`` are Chroma slot numbers (kNN's answer, ``slots``); each notice found is read
-    (its id, card and vector: the cosine comes from the notice's own stored vector, so a slot reused since
-    this copy of the index was published still ranks the notice by its own vector)."""
+    ``by="slot"``: ``ids`` are Chroma slot numbers (kNN's answer, ``slots``); the notices found are not read:
+    each is an ``unread`` hit (named by its address, with its slot) until it is shown."""
     keys: list[str | int] = list(ids)
     known = list(known)
     named: list[str | int] = keys + [h.id for h in known]
@@ -183,7 +182,7 @@ def resolve(schema: tantivy.Schema, filters: Filters, ids: Sequence[str] | Seque
         elif (a.segment_ord, a.doc) in known_at:
             continue
         else:
-            hit = hit_at(searcher, 0.0, a)
+            hit = unread(searcher, a, int(keys[position - 1]))
             tid = hit.id
             found.append(hit)
         evidence.add(tid, bits >> width, first, sector_bit >> width)

@@ -33,6 +33,23 @@ class Hit:
         return self._card
 
 
+UNREAD = "\x00"  # the id of a hit whose document is not read yet starts with this (``unread``)
+
+
+def unread(s: tantivy.Searcher, addr, slot: int | None = None) -> Hit:
+    """A hit known by its address only: its id, card and vector are read when it is shown (``read``). kNN's
+    candidates are ranked by their slot's distance, so most are never read (a read costs ~20 µs)."""
+    return Hit(id=f"{UNREAD}{addr.segment_ord}:{addr.doc}", score=0.0, addr=(addr.segment_ord, addr.doc),
+               searcher=s, slot=slot)
+
+
+def read(hit: Hit) -> Hit:
+    """The hit with its document read (itself when it was read already)."""
+    if not hit.id.startswith(UNREAD):
+        return hit
+    return hit_at(hit.searcher, hit.score, tantivy.DocAddress(*hit.addr))
+
+
 def hit_at(s: tantivy.Searcher, score: float, addr) -> Hit:
     """The hit for a document address of ``s``, with its stored card and vector."""
     doc = s.doc(addr)
