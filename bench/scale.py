@@ -427,8 +427,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 for s in range(have, size, BATCH):
                     ids, vecs, texts, metas = gen.batch(s, min(size, s + BATCH))
-                    store.upsert(collection, ids, vecs, client=client)
-                    index.upsert(ids, metas, texts, vecs)
+                    index.upsert(ids, metas, texts, vecs, store.upsert(collection, ids, vecs, client=client))
                     if (s // BATCH) % 20 == 0:
                         log(f"  {s + len(ids)} ({(s + len(ids) - have) / (time.perf_counter() - t0):.0f}/s)")
                 fill_s = time.perf_counter() - t0

@@ -86,14 +86,16 @@ def similar_open(collection, lexical: LexicalIndex, stored: Stored, today: date,
     ids from Chroma's kNN, cards from the lexical index (an id it lacks, e.g. just retired, is skipped)."""
     if stored.vector is None:
         return []
-    got = collection.query(query_embeddings=[stored.vector], n_results=SIMILAR_FETCH + 1, include=["metadatas"])
-    near = [t for t in dict.fromkeys(slots.tenders(got["ids"][0], got["metadatas"][0])) if t is not None]
+    got = collection.query(query_embeddings=[stored.vector], n_results=SIMILAR_FETCH + 1, include=["distances"])
+    numbers = [slots.slot_number(sid) for sid in got["ids"][0]]
+    found = lexical.by_slots(numbers)  # kNN names slots; the index names their notices
+    near = list(dict.fromkeys(h.id for n in numbers for h in found.get(n, [])))
+    cards = {h.id: h.card for held in found.values() for h in held}
     today_num = int(today.strftime("%Y%m%d"))
-    found = lexical.cards(near)
     out: list[TenderFields] = []
     for tid in near:
-        meta = found.get(tid)
-        if meta is None or tid == stored.tender_id or int(meta.get("closing_num") or 0) < today_num:
+        meta = cards[tid]
+        if tid == stored.tender_id or int(meta.get("closing_num") or 0) < today_num:
             continue
         out.append(TenderFields(**card_fields(tid, meta)))
         if len(out) == limit:

@@ -41,9 +41,21 @@ from search_api.models import SearchParams, SearchResult
 from search_api.ranking import Candidate, compound_tokens, fuse, index_idf, query_words
 from search_api.spelling import variants as spelling_variants
 from tender_pipeline import slots
-from tender_pipeline.lexical import TEXT_FIELDS, Evidence, Filters, Hit, LexicalIndex, cards, cosine_rows, cosines
+from tender_pipeline.lexical import (
+    TEXT_FIELDS,
+    Evidence,
+    Filters,
+    Hit,
+    LexicalIndex,
+    cards,
+    cosine_rows,
+    cosines,
+    read,
+)
 
 SURVIVOR_CHUNK = 200  # vector hits checked against the filters per lexical query
+STALE_COSINE = 0.05  # int8 stored vectors are within ~0.01 of the exact cosine; more means another vector
+STALE_ROUNDS = 4  # re-rankings after a page showed a reused slot (each takes that notice's own cosine)
 COUNT_BELOW = 10  # filters estimated to pass fewer than this × SEARCH_EXHAUSTIVE_MAX notices are counted exactly
 
 
@@ -153,17 +165,14 @@ class Searcher:
         return vector
 
     # ------------------------------------------------------------------ candidates
-    def _knn(self, collection, vector: np.ndarray, n: int) -> dict[str, float]:
-        """id → cosine of the nearest notices. Chroma's rows are slots (``tender_pipeline.slots``): each names
-        its tender in one short metadata key; a freed slot (its notice retired) is skipped."""
+    def _knn(self, collection, vector: np.ndarray, n: int) -> dict[int, float]:
+        """Slot number → cosine of the nearest vectors. Chroma's rows are slots (``tender_pipeline.slots``) and
+        answer only ids and distances: the lexical index names each slot's notice (``LexicalIndex.resolve``)."""
         if n <= 0:
             return {}
-        got = collection.query(query_embeddings=[vector], n_results=n, include=["metadatas", "distances"])
-        out: dict[str, float] = {}
-        for tid, d in zip(slots.tenders(got["ids"][0], got["metadatas"][0]), got["distances"][0], strict=True):
-            if tid is not None and tid not in out:
-                out[tid] = 1.0 - float(d)
-        return out
+        got = collection.query(query_embeddings=[vector], n_results=n, include=["distances"])
+        return {slots.slot_number(sid): 1.0 - float(d)
+                for sid, d in zip(got["ids"][0], got["distances"][0], strict=True)}
 
     def _similarities(self, collection, vector: np.ndarray, hits: list[Hit]) -> dict[str, float]:
         """Cosines from the vectors stored in the index; Chroma is read only for hits without one."""
@@ -211,6 +220,7 @@ class Searcher:
             return Pool([], words, {}, timings, idf, variants)
         exhaustive = filters.active() and passing <= s.search_exhaustive_max
         near: dict[str, float] = {}  # cosines already known (the few-pass path computes every passing one)
+        knn: dict[str, float] = {}  # kNN's cosine of each notice it found
         if not exhaustive:
             over = k if not filters.active() else math.ceil(k * total / passing)
             knn_future = self._pool.submit(self._knn, collection, vector, min(over, s.search_max_overfetch, total))
@@ -227,24 +237,27 @@ class Searcher:
             t2 = time.perf_counter()
             evidence = lex.present(terms, list(hits.values()), searcher, sector)
         else:
-            knn = knn_future.result()
+            nearest = knn_future.result()
             t2 = time.perf_counter()
-            vector_ids = [tid for tid in knn if tid not in hits]
+            taken = {h.slot for h in hits.values() if h.slot is not None}
+            vector_slots = [n for n in nearest if n not in taken]
             known = list(hits.values())  # the lexical hits: their evidence comes with the first chunk
             evidence = Evidence.empty(terms)
             kept = 0
             # nearest first, until k pass the filters; each chunk's query also reads the survivors' evidence
-            for start in range(0, max(len(vector_ids), 1), SURVIVOR_CHUNK):
-                found, got = lex.resolve(filters, vector_ids[start:start + SURVIVOR_CHUNK], terms, searcher,
-                                         sector, known)
+            for start in range(0, max(len(vector_slots), 1), SURVIVOR_CHUNK):
+                found, got = lex.resolve(filters, vector_slots[start:start + SURVIVOR_CHUNK], terms, searcher,
+                                         sector, known, by="slot")
                 evidence.update(got)
                 known = []
-                hits.update({h.id: h for h in found})
+                for h in found:  # unread: ranked by their slot's distance, read when shown (``_named``)
+                    hits[h.id] = h
+                    knn[h.id] = nearest[h.slot] if h.slot is not None else 0.0
                 kept += len(found)
                 if kept >= k:
                     break
         missing = [hits[tid] for tid in hits if tid not in knn and tid not in near]
-        cosine = {**near, **knn, **self._similarities(collection, vector, missing)}
+        cosine = {**knn, **near, **self._similarities(collection, vector, missing)}
         t3 = time.perf_counter()
         pool = []
         for tid in hits:
@@ -279,11 +292,35 @@ class Searcher:
         t2 = time.perf_counter()
         ranked = fuse(pool.candidates, query, pool.terms, self.settings.rank_vector_weight, sector,
                       self.settings.rank_sector_bonus, pool.idf, pool.variants)
-        page = ranked[params.offset:need]
+        for round_ in range(STALE_ROUNDS + 1):
+            page = ranked[params.offset:need]
+            if not self._named(page, pool, vector) or round_ == STALE_ROUNDS:
+                break
+            ranked = fuse(pool.candidates, query, pool.terms, self.settings.rank_vector_weight, sector,
+                          self.settings.rank_sector_bonus, pool.idf, pool.variants)
         for c in page:
             c.metadata = pool.hits[c.id].card
         timings["rerank"] = time.perf_counter() - t2
         return Ranked([to_result(c) for c in page], len(ranked), sector, timings)
+
+    @staticmethod
+    def _named(page: list[Candidate], pool: Pool, vector: np.ndarray) -> bool:
+        """Read the page's kNN candidates (found by slot, unread until shown) and name them; True when one's own
+        stored vector disagrees with its slot's distance, i.e. the slot was reused since this copy of the index
+        was published: that candidate takes its own cosine and the pool is ranked again."""
+        stale = False
+        for c in page:
+            hit = pool.hits[c.id]
+            named = read(hit)
+            if named is hit:
+                continue
+            del pool.hits[c.id]
+            c.id = named.id
+            pool.hits[c.id] = named
+            own = cosines(vector, [named]).get(c.id)
+            if own is not None and abs(own - c.cosine) > STALE_COSINE:
+                c.cosine, stale = own, True
+        return stale
 
     def sector(self, query: str, vector: np.ndarray) -> str | None:
         """The sector the query points at (memoised with the query: it costs a scan of the taxonomy)."""
@@ -306,9 +343,9 @@ class Searcher:
         need = params.offset + params.limit
         knn = self._knn(collection, vector, min(max(need * 4, 50), self.settings.search_max_overfetch))
         assert self.lexical is not None, "Searcher needs a lexical index"
-        kept = self.lexical.matching(Filters(**{**vars(filters), "ids": list(knn)}), len(knn))
-        cards = {h.id: h.card for h in kept}
-        pool = [Candidate(id=tid, cosine=cos, metadata=cards[tid]) for tid, cos in knn.items() if tid in cards]
+        kept = self.lexical.by_slots(list(knn), filters)
+        pool = list({h.id: Candidate(id=h.id, cosine=cos, metadata=h.card)
+                     for n, cos in knn.items() for h in kept.get(n, [])}.values())
         for c in pool:
             c.score = max(0.0, min(1.0, c.cosine))
         timings["chroma"] = time.perf_counter() - t1

@@ -1,9 +1,10 @@
 """Cosines from the vectors stored in the lexical index rank as Chroma's own vectors do.
 
 The search reads a candidate's similarity from the int8 copy the index keeps
-(no Chroma read per search); an index written without vectors falls back to
-Chroma's ``get``. Both must give the same page, on the exhaustive path (few
-notices pass the filters) and on the over-fetched kNN path (forced on the small sample by a low cap)."""
+(no Chroma read per search); an index written without vectors (only the slots
+holding them) falls back to kNN's distances and Chroma's ``get``. Both must give the same page, on the
+exhaustive path (few notices pass the filters) and on the over-fetched kNN path (forced on the small sample
+by a low cap)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from search_api.intent import SectorIntent
 from search_api.models import SearchParams
 from search_api.search import Searcher
 from search_api.settings import ApiSettings
-from tender_pipeline import store
+from tender_pipeline import slots, store
 from tender_pipeline.embed import get_embedder
 from tender_pipeline.lexical import Filters, LexicalIndex, open_index
 from tests import stored
@@ -40,7 +41,10 @@ def searchers(indexed_sample, tmp_path_factory):
     assert all(h.vec for h in with_vectors.matching(Filters(), 1000))  # the upsert task stored every vector
     without = LexicalIndex(tmp_path_factory.mktemp("lex") / "novec")
     held = stored.notices(settings)
-    without.upsert(list(held), [c for c, _ in held.values()], [t for _, t in held.values()])  # as schema v1 held them
+    ids = list(held)
+    slot_of = slots.slots_of(collection, ids)  # the slots Chroma holds them in, as an index without vectors records
+    without.upsert(ids, [c for c, _ in held.values()], [t for _, t in held.values()], None,
+                   [slot_of[tid][0] for tid in ids])
     intent = SectorIntent(embedder, settings.taxonomy_path)
     # the sample's 240 notices always take the few-pass path when filtered; a cap of 10 forces kNN
     overfetch = settings.model_copy(update={"search_exhaustive_max": 10})

@@ -315,8 +315,9 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
                 payloads = [kept.notice_payload(r, now, reporter, i) for i, r in zip(items, rows, strict=True)]
                 ids, metas, texts = [p[0] for p in payloads], [p[1] for p in payloads], [p[2] for p in payloads]
                 chunk = np.asarray(vectors[seen:seen + len(items)])  # this chunk's rows of the memory map
-                written += store.upsert(collection, ids, chunk, client=client, progress=bar.update)
-                writer.upsert(ids, metas, texts, chunk)
+                held = store.upsert(collection, ids, chunk, client=client, progress=bar.update)
+                writer.upsert(ids, metas, texts, chunk, held)
+                written += len(held)
                 writer.after_commit.append(functools.partial(  # "unchanged" only once the index holds it
                     slots.record, collection, ids, [store.state_of(m) for m in metas]))
                 seen += len(items)

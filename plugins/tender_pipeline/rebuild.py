@@ -49,8 +49,7 @@ def from_staging(settings, today=None) -> dict[str, Any]:
     with index.writing() as writer:
         writer.clear()
         for ids, metas, texts, vectors in kept.live_notices(settings, today):
-            store.upsert(fresh, ids, vectors, client=client)
-            writer.upsert(ids, metas, texts, vectors)
+            writer.upsert(ids, metas, texts, vectors, store.upsert(fresh, ids, vectors, client=client))
             writer.after_commit.append(functools.partial(slots.record, fresh, ids, [store.state_of(m) for m in metas]))
             replayed += len(ids)
         try:

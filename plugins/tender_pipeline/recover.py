@@ -60,6 +60,8 @@ def lexical(settings, today: date | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     local = settings.lexical_dir
     _forget_handle(local)
+    replayed: int | None
+    unslotted: int | None
     if settings.lexical_publish_uri and lexical_sync.store_for(settings.lexical_publish_uri,
                                                                 local.name).version(lexical_sync.META):
         _move_aside(local)
@@ -67,16 +69,24 @@ def lexical(settings, today: date | None = None) -> dict[str, Any]:
         lexical_sync.restore_if_new(local, settings.lexical_publish_uri)
         index = open_index(local, recreate=True)
         index.reload()
-        source, replayed = f"published copy {settings.lexical_publish_uri}", None
+        source, replayed, unslotted = f"published copy {settings.lexical_publish_uri}", None, None
     else:
         index = open_index(local, recreate=True)  # a damaged folder of another schema is moved aside
-        replayed = 0
+        replayed, unslotted = 0, 0
+        collection = _collection(settings)  # each notice's slot, so kNN finds it again
         with index.writing() as writer:
             writer.clear()
             for ids, metas, texts, vectors in kept.live_notices(settings, today):
-                replayed += writer.upsert(ids, metas, texts, vectors)
+                held = slots.slots_of(collection, ids) if collection is not None else {}
+                numbers = [held[tid][0] if tid in held else None for tid in ids]
+                unslotted += numbers.count(None)
+                replayed += writer.upsert(ids, metas, texts, vectors, numbers)
+        if unslotted:
+            log.warning("%d notice(s) have no Chroma slot: only words find them until `recover chroma` runs",
+                        unslotted)
         source = f"staging {kept.kept_dir(settings.staging_uri)}"
-    got = {"recovered": "lexical", "from": source, "notices": index.num_docs(), "replayed": replayed}
+    got = {"recovered": "lexical", "from": source, "notices": index.num_docs(), "replayed": replayed,
+           "without_slot": unslotted}
     got.update(_compare_with_chroma(settings, index))
     got["seconds"] = round(time.perf_counter() - started, 2)
     return got
@@ -114,7 +124,9 @@ def _compare_with_chroma(settings, index: LexicalIndex) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- Chroma
 def chroma(settings, today: date | None = None, batch: int = 2000) -> dict[str, Any]:
-    """Every live notice's vector back into Chroma: from staging's kept parts, else the lexical index's copy."""
+    """Every live notice's vector back into Chroma, into the slot its lexical document records (so the index
+    needs no rewrite): from staging's kept parts, else the lexical index's int8 copy. A notice recorded
+    without a slot takes a new one, and its document is rewritten with it."""
     from tender_pipeline.embed import get_embedder
 
     started = time.perf_counter()
@@ -122,28 +134,60 @@ def chroma(settings, today: date | None = None, batch: int = 2000) -> dict[str, 
     client = store.get_client(settings)
     collection = store.open_collection(client, settings.tender_collection, embedder.model_id, embedder.dim)
     index = open_index(settings.lexical_dir)
-    from_kept = 0
-    with index.writing():  # no upsert or retirement meanwhile
-        for ids, metas, _, vectors in kept.live_notices(settings, today):
-            from_kept += store.upsert(collection, ids, vectors, client=client)
-            slots.record(collection, ids, [store.state_of(m) for m in metas])  # the index holds them already
+    from_kept, from_index, reslotted = 0, 0, 0
+    limit = max(1, min(client.get_max_batch_size(), 5000))
+    with index.writing() as writer:  # no upsert or retirement meanwhile
         s = index.searcher()
+        done: set[str] = set()
+        for ids, metas, texts, vectors in kept.live_notices(settings, today):
+            recorded = index.slots_of(ids, s)
+            from_kept += _write_back(collection, writer, ids, metas, texts, vectors, recorded, limit)
+            reslotted += sum(1 for tid in ids if tid in recorded and recorded[tid] is None)
+            done.update(ids)
         held = [addr for _, addr in s.search(tantivy.Query.all_query(), limit=max(s.num_docs, 1), count=False).hits]
-        from_index = 0
         for start in range(0, len(held), batch):  # each stored document read once
-            docs = [s.doc(addr) for addr in held[start:start + batch]]
+            docs = [d for d in (s.doc(addr) for addr in held[start:start + batch])
+                    if str(d.get_first("id")) not in done]
             found = slots.slots_of(collection, [str(d.get_first("id")) for d in docs])
-            docs = [d for d in docs if str(d.get_first("id")) not in found]
-            if docs:
-                vectors = np.stack([_dequantize(d) for d in docs]).astype(np.float32)
-                got = [str(d.get_first("id")) for d in docs]
-                from_index += store.upsert(collection, got, vectors, client=client)
-                cards = [json.loads(bytes(d.get_first("card") or b"{}")) for d in docs]
-                slots.record(collection, got, [store.state_of(card) for card in cards])
+            docs = [d for d in docs if str(d.get_first("id")) not in found]  # Chroma's float32 vector stays
+            if not docs:
+                continue
+            ids = [str(d.get_first("id")) for d in docs]
+            cards = [json.loads(bytes(d.get_first("card") or b"{}")) for d in docs]
+            texts = [_stored_text(d.to_dict()) or "" for d in docs]
+            vectors = np.stack([_dequantize(d) for d in docs]).astype(np.float32)
+            recorded = {tid: _slot_of(d) for tid, d in zip(ids, docs, strict=True)}
+            from_index += _write_back(collection, writer, ids, cards, texts, vectors, recorded, limit)
+            reslotted += sum(1 for n in recorded.values() if n is None)
     return {"recovered": "chroma", "from": f"staging {kept.kept_dir(settings.staging_uri)}",
-            "vectors_from_kept": from_kept, "vectors_from_index": from_index,
+            "vectors_from_kept": from_kept, "vectors_from_index": from_index, "given_new_slots": reslotted,
             "collection_count": collection.count(), "lexical_count": len(held),
             "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _slot_of(doc) -> int | None:
+    slot = doc.get_first("slot")
+    return None if slot is None else int(slot)
+
+
+def _write_back(collection, writer, ids: list[str], metas: list[dict], texts: list[str], vectors: np.ndarray,
+                recorded: dict[str, int | None], limit: int) -> int:
+    """Vectors into the slots the index records; notices it holds without a slot get one (and their document
+    is rewritten with it); notices it lacks get one too (the index is left as it is). States are recorded,
+    since the index holds these notices already."""
+    at = [i for i, tid in enumerate(ids) if recorded.get(tid) is not None]
+    rest = [i for i, tid in enumerate(ids) if recorded.get(tid) is None]
+    if at:
+        slots.write_at(collection, [slots.slot_name(recorded[ids[i]] or 0) for i in at], [ids[i] for i in at],
+                       vectors[at], limit)
+    if rest:
+        given = slots.write(collection, [ids[i] for i in rest], vectors[rest], limit)
+        redo = [(i, g) for i, g in zip(rest, given, strict=True) if ids[i] in recorded]
+        if redo:
+            writer.upsert([ids[i] for i, _ in redo], [metas[i] for i, _ in redo], [texts[i] for i, _ in redo],
+                          vectors[[i for i, _ in redo]], [g for _, g in redo])
+    slots.record(collection, ids, [store.state_of(m) for m in metas])
+    return len(ids)
 
 
 # --------------------------------------------------------------------------- reading every stored notice

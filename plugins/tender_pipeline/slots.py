@@ -7,7 +7,11 @@ id it already holds, however, overwrites that id's vector in place (same label).
 are slots (``s0``, ``s1``, ...), each with one metadata key, ``t``: the tender whose vector it holds, or
 ``FREE``. Retiring a notice marks its slot free (a metadata update: the HNSW files are not touched) and the
 next upsert writes a new notice's vector into it. The collection holds as many slots as the most notices
-ever live at once, and kNN answers tender ids through ``t`` (a freed slot is skipped until it is reused).
+ever live at once.
+
+kNN asks Chroma for slot ids and distances only: reading each result's ``t`` from Chroma's SQLite more than
+doubled Chroma's CPU per search. The lexical index stores each notice's slot number (field ``slot``) and
+resolves the nearest slots to notices in the same query that applies the filters (``lexical.evidence``).
 
 ``t`` is the authority on which slot holds which tender: the vector and ``t`` are written by one upsert, and
 every lookup goes through Chroma's metadata index on (key, string value), a primary-key style read.
@@ -34,6 +38,11 @@ LOOKUP = 1000  # ids per metadata lookup
 
 def slot_name(n: int) -> str:
     return f"s{n}"
+
+
+def slot_number(name: str) -> int:
+    """The number of a slot id (``s17`` → 17): what the lexical index stores."""
+    return int(name[1:])
 
 
 def held(collection, ids: Sequence[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -97,20 +106,31 @@ def assign(collection, ids: Sequence[str]) -> tuple[list[str], list[str], list[s
 
 
 def write(collection, ids: Sequence[str], vectors: np.ndarray, batch: int,
-          progress: Callable[[int], object] | None = None) -> int:
-    """Write each notice's vector into its slot, ``batch`` rows per request; returns how many were written
-    (``progress`` hears each batch's count)."""
-    written = 0
+          progress: Callable[[int], object] | None = None) -> list[str]:
+    """Write each notice's vector into its slot, ``batch`` rows per request; returns the slot of each of
+    ``ids``, for the lexical index (``progress`` hears each batch's count)."""
+    written: list[str] = []
     for start in range(0, len(ids), batch):
         part = list(ids[start:start + batch])
         slots, states, extra = assign(collection, part)
         collection.upsert(ids=slots, embeddings=vectors[start:start + len(part)],
                           metadatas=[{KEY: tid, STATE: state} for tid, state in zip(part, states, strict=True)])
         release_slots(collection, extra)
-        written += len(part)
+        written += slots
         if progress:
             progress(len(part))
     return written
+
+
+def write_at(collection, slots: Sequence[str], ids: Sequence[str], vectors: np.ndarray, batch: int) -> int:
+    """Write each notice's vector into the slot named for it (``recover chroma``: the slots the lexical index
+    records, so the index needs no rewrite); returns how many were written. The state is left empty until
+    ``record``."""
+    for start in range(0, len(ids), batch):
+        part = list(ids[start:start + batch])
+        collection.upsert(ids=list(slots[start:start + batch]), embeddings=vectors[start:start + len(part)],
+                          metadatas=[{KEY: tid, STATE: ""} for tid in part])
+    return len(ids)
 
 
 def record(collection, ids: Sequence[str], states: Sequence[str]) -> int:

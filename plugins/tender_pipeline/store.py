@@ -163,8 +163,9 @@ def to_metadata(item: EnrichedTender, ingested_at: datetime, reporter: Reporter 
     }
 
 
-def upsert(collection, ids: list[str], embeddings: np.ndarray, client=None, progress=None) -> int:
+def upsert(collection, ids: list[str], embeddings: np.ndarray, client=None, progress=None) -> list[str]:
     """Write each notice's vector into its Chroma slot (``slots``: a notice's own, a freed one, or a new one),
-    in batches the server accepts; returns how many were written. ``ids`` must be unique."""
+    in batches the server accepts; returns each notice's slot, which the lexical index records for kNN.
+    ``ids`` must be unique."""
     limit = client.get_max_batch_size() if client is not None else 5000
     return slots.write(collection, ids, np.asarray(embeddings), max(1, min(limit, 5000)), progress)

@@ -38,7 +38,7 @@ from tender_pipeline.lexical.filters import (
     closing_bounds,
     value_bounds,
 )
-from tender_pipeline.lexical.hits import Hit
+from tender_pipeline.lexical.hits import Hit, read
 from tender_pipeline.lexical.index import LexicalIndex, open_index
 from tender_pipeline.lexical.keys import id_forms, norm, words_of
 from tender_pipeline.lexical.queries import COMMON_MIN_DF, COMMON_SHARE, MAX_COMMON_TERMS
@@ -56,6 +56,7 @@ from tender_pipeline.lexical.vectors import cosine_rows, cosines, quantize
 from tender_pipeline.lexical.writer import LOCK_WAIT_S, WRITER_HEAP, Writer
 
 __all__ = [
+    "read",
     "ANALYZER", "COMMON_MIN_DF", "COMMON_SHARE", "DENSE_SHARE", "DISTRIBUTION_TTL_S", "EVIDENCE_FIELDS",
     "FACET_FIELDS", "FLOAT_BITS", "LOCK_WAIT_S", "MAX_COMMON_TERMS", "MISSING_NUMBER", "SCHEMA_VERSION",
     "TERMS_PER_QUERY", "TEXT_FIELDS", "TYPE_SYNONYMS", "VALUE_RANGES", "WRITER_HEAP",

@@ -25,10 +25,11 @@ def sector_vocabulary(meta: dict[str, Any]) -> str:
     return _division_words().get(cards.sector_code(meta), "")  # '' when unclassified or without a code
 
 
-def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None) -> dict[str, Any]:
-    """A tantivy document from the Chroma metadata, the embedded text and (when given) the vector of one
-    tender. An unclassified notice files under ``cards.UNCLASSIFIED`` (its label, key and count); the card
-    keeps the published description (read back from ``text`` when ``meta`` comes from Chroma's copy)."""
+def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None,
+                slot: int | None = None) -> dict[str, Any]:
+    """A tantivy document from the Chroma metadata, the embedded text and (when given) the vector and the
+    Chroma slot of one tender. An unclassified notice files under ``cards.UNCLASSIFIED`` (its label, key and
+    count); the card keeps the published description (read back from ``text`` when ``meta`` lacks it)."""
     label = cards.sector_label(meta)
     if "description" not in meta:
         meta = {**meta, "description": cards.description_from_text(text)}
@@ -53,4 +54,5 @@ def to_document(tender_id: str, meta: dict[str, Any], text: str, vector=None) ->
         "card": json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
         "text": str(text).encode("utf-8"),
         **({"vec": quantize(vector)} if vector is not None else {}),
+        **({"slot": int(slot)} if slot is not None else {}),
     }

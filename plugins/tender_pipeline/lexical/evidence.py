@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import tantivy
 
 from tender_pipeline.lexical.filters import Filters, filter_query
-from tender_pipeline.lexical.hits import Hit
+from tender_pipeline.lexical.hits import Hit, unread
 from tender_pipeline.lexical.keys import norm
 from tender_pipeline.lexical.queries import all_of, any_of, term
 
@@ -130,45 +130,61 @@ def present(schema: tantivy.Schema, terms: Sequence[str], hits: Sequence[Hit], s
     return out
 
 
-def resolve(schema: tantivy.Schema, filters: Filters, ids: Sequence[str], terms: Sequence[str], searcher,
-            sector: str | None = None, known: Sequence[Hit] = ()) -> tuple[list[Hit], Evidence]:
+def resolve(schema: tantivy.Schema, filters: Filters, ids: Sequence[str] | Sequence[int], terms: Sequence[str],
+            searcher, sector: str | None = None, known: Sequence[Hit] = (),
+            by: str = "id") -> tuple[list[Hit], Evidence]:
     """Which of ``ids`` pass the filters, and the lexical evidence (as ``present``) of those and of the
     ``known`` hits, in one query rather than two (each id looked up once). The score carries both answers:
     its low bits name the id (position + 1), the bits above are the evidence bits of the first terms, as
     many as fit below 2^24 (exact in a float): 4-5 terms beside a chunk of 200 vector hits and the BM25
     hits, up to 7 for a few ids. Further terms take ``present``, a second query. ``ids`` must be unique and
     none of them among ``known``; ``known`` hits must pass ``filters`` (they come from searches under them),
-    or they get no evidence from this query."""
-    ids, known = list(ids), list(known)
-    named = ids + [h.id for h in known]
+    or they get no evidence from this query.
+
+    ``by="slot"``: ``ids`` are Chroma slot numbers (kNN's answer, ``slots``); the notices found are not read:
+    each is an ``unread`` hit (named by its address, with its slot) until it is shown."""
+    keys: list[str | int] = list(ids)
+    known = list(known)
+    named: list[str | int] = keys + [h.id for h in known]
     evidence = Evidence.empty(terms)
     if not named:
         return [], evidence
-    if len(set(named)) != len(named):
+    if len(set(keys)) != len(keys) or len({h.id for h in known}) != len(known) or (
+            by == "id" and len(set(named)) != len(named)):
         raise ValueError("resolve() needs unique ids, none of them among the known hits")
     width = len(named).bit_length()  # positions 1..len(named)
     room = FLOAT_BITS - width - (1 if sector else 0)
     if room < len(EVIDENCE_FIELDS) and (terms or sector):
         raise ValueError(f"resolve() takes too many ids at once for evidence bits ({len(named)})")
     first = list(terms[:min(room // len(EVIDENCE_FIELDS), TERMS_PER_QUERY)])
+    clauses = [term(schema, by, key) for key in keys] + [term(schema, "id", h.id) for h in known]
     named_query = tantivy.Query.boolean_query([
-        (tantivy.Occur.Should, tantivy.Query.const_score_query(term(schema, "id", tid), float(i + 1)))
-        for i, tid in enumerate(named)])
+        (tantivy.Occur.Should, tantivy.Query.const_score_query(clause, float(i + 1)))
+        for i, clause in enumerate(clauses)])
     filtering = filter_query(schema, filters)
     if filtering is not None:
         named_query = all_of(filtering, scored=named_query)
     query, sector_bit = with_evidence(schema, named_query, first, sector, searcher, shift=width)
-    got = searcher.search(query, limit=len(named), count=False)
+    got = searcher.search(query, limit=len(named) + 8, count=False)  # a reused slot may name two notices
     mask = (1 << width) - 1
+    known_at = {h.addr for h in known}
     found: list[Hit] = []
     for score, a in got.hits:
         bits = round(score)
         position = bits & mask
         if not 1 <= position <= len(named):
             continue
-        tid = named[position - 1]
-        if position <= len(ids):
+        if position > len(keys):
+            tid = str(named[position - 1])
+        elif by == "id":
+            tid = str(named[position - 1])
             found.append(Hit(id=tid, score=0.0, addr=(a.segment_ord, a.doc), searcher=searcher))
+        elif (a.segment_ord, a.doc) in known_at:
+            continue
+        else:
+            hit = unread(searcher, a, int(keys[position - 1]))
+            tid = hit.id
+            found.append(hit)
         evidence.add(tid, bits >> width, first, sector_bit >> width)
     if len(first) < len(terms):
         evidence.update(present(schema, terms[len(first):], found + known, searcher))

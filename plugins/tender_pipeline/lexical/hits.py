@@ -19,6 +19,7 @@ class Hit:
     raw: bytes = b""
     vec: bytes = b""  # int8 vector (``quantize``) when the document was read and holds one
     addr: tuple[int, int] = (0, 0)  # (segment, doc) in the searcher it came from
+    slot: int | None = None  # its Chroma slot, when the document was read and records one
     searcher: Any = field(default=None, repr=False, compare=False)  # to read the card later
     _card: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -32,9 +33,27 @@ class Hit:
         return self._card
 
 
+UNREAD = "\x00"  # the id of a hit whose document is not read yet starts with this (``unread``)
+
+
+def unread(s: tantivy.Searcher, addr, slot: int | None = None) -> Hit:
+    """A hit known by its address only: its id, card and vector are read when it is shown (``read``). kNN's
+    candidates are ranked by their slot's distance, so most are never read (a read costs ~20 µs)."""
+    return Hit(id=f"{UNREAD}{addr.segment_ord}:{addr.doc}", score=0.0, addr=(addr.segment_ord, addr.doc),
+               searcher=s, slot=slot)
+
+
+def read(hit: Hit) -> Hit:
+    """The hit with its document read (itself when it was read already)."""
+    if not hit.id.startswith(UNREAD):
+        return hit
+    return hit_at(hit.searcher, hit.score, tantivy.DocAddress(*hit.addr))
+
+
 def hit_at(s: tantivy.Searcher, score: float, addr) -> Hit:
     """The hit for a document address of ``s``, with its stored card and vector."""
     doc = s.doc(addr)
-    raw, vec = doc.get_first("card"), doc.get_first("vec")
+    raw, vec, slot = doc.get_first("card"), doc.get_first("vec"), doc.get_first("slot")
     return Hit(id=str(doc.get_first("id")), score=float(score), raw=bytes(raw) if raw else b"",
-               vec=bytes(vec) if vec else b"", addr=(addr.segment_ord, addr.doc), searcher=s)
+               vec=bytes(vec) if vec else b"", addr=(addr.segment_ord, addr.doc), searcher=s,
+               slot=None if slot is None else int(slot))

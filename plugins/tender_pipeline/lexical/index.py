@@ -121,10 +121,10 @@ class LexicalIndex:
             log.info("lexical index published to %s: %s", uri, got)
 
     def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str],
-               vectors: Sequence | np.ndarray | None = None) -> int:
-        """Replace these tenders' documents in one commit."""
+               vectors: Sequence | np.ndarray | None = None, slots: Sequence[str | None] | None = None) -> int:
+        """Replace these tenders' documents in one commit (``Writer.upsert``)."""
         with self.writing() as w:
-            return w.upsert(ids, metadatas, texts, vectors)
+            return w.upsert(ids, metadatas, texts, vectors, slots)
 
     def delete_ids(self, ids: Iterable[str]) -> None:
         with self.writing() as w:
@@ -194,11 +194,27 @@ class LexicalIndex:
         got = s.search(queries.all_of(self.filter_query(filters)), limit=limit, count=False)
         return [hit_at(s, 0.0, addr) for _, addr in got.hits]
 
-    def resolve(self, filters: Filters, ids: Sequence[str], terms: Sequence[str], searcher,
-                sector: str | None = None, known: Sequence[Hit] = ()) -> tuple[list[Hit], Evidence]:
-        """Which of ``ids`` pass the filters, and the lexical evidence of those and of the ``known`` hits, in
-        one query (``evidence.resolve``)."""
-        return evidence.resolve(self.schema, filters, ids, terms, searcher, sector, known)
+    def resolve(self, filters: Filters, ids: Sequence[str] | Sequence[int], terms: Sequence[str], searcher,
+                sector: str | None = None, known: Sequence[Hit] = (), by: str = "id") -> tuple[list[Hit], Evidence]:
+        """Which of ``ids`` (tender ids, or Chroma slot numbers with ``by="slot"``) pass the filters, and the
+        lexical evidence of those and of the ``known`` hits, in one query (``evidence.resolve``)."""
+        return evidence.resolve(self.schema, filters, ids, terms, searcher, sector, known, by)
+
+    def by_slots(self, numbers: Sequence[int], filters: Filters | None = None, searcher=None) -> dict[int, list[Hit]]:
+        """The notices recorded in these Chroma slots (read: id, card, vector), under ``filters`` when given.
+        A slot names one notice; two only while a copy of the index lags a slot's reuse."""
+        if not numbers:
+            return {}
+        s = searcher or self.searcher()
+        slots = queries.any_of(self.schema, "slot", list(numbers))
+        got = s.search(queries.all_of(self.filter_query(filters or Filters()), slots), limit=len(numbers) + 8,
+                       count=False)
+        out: dict[int, list[Hit]] = {}
+        for _, addr in got.hits:
+            hit = hit_at(s, 0.0, addr)
+            if hit.slot is not None:
+                out.setdefault(hit.slot, []).append(hit)
+        return out
 
     def present(self, terms: Sequence[str], hits: Sequence[Hit], searcher, sector: str | None = None) -> Evidence:
         """Lexical evidence for ``hits`` (which must come from ``searcher``): which query terms each holds in a
@@ -216,6 +232,19 @@ class LexicalIndex:
             got = s.search(tantivy.Query.term_set_query(self.schema, "id", part), limit=len(part), count=False)
             found.update(str(s.doc(addr).get_first("id")) for _, addr in got.hits)
         return [tid for tid in ids if tid not in found]
+
+    def slots_of(self, ids: Sequence[str], searcher=None) -> dict[str, int | None]:
+        """The Chroma slot each of these notices records (None: written without one), for those present."""
+        if not ids:
+            return {}
+        s = searcher or self.searcher()
+        got = s.search(tantivy.Query.term_set_query(self.schema, "id", list(ids)), limit=len(ids), count=False)
+        out: dict[str, int | None] = {}
+        for _, addr in got.hits:
+            doc = s.doc(addr)
+            slot = doc.get_first("slot")
+            out[str(doc.get_first("id"))] = None if slot is None else int(slot)
+        return out
 
     def cards(self, ids: Sequence[str], searcher=None) -> dict[str, dict[str, Any]]:
         """The stored card (Chroma metadata) of each id present."""

@@ -27,7 +27,7 @@ def term(schema: tantivy.Schema, name: str, value: Any) -> tantivy.Query:
     return tantivy.Query.term_query(schema, name, value, index_option="basic")
 
 
-def any_of(schema: tantivy.Schema, name: str, values: Iterable[str]) -> tantivy.Query:
+def any_of(schema: tantivy.Schema, name: str, values: Iterable[str] | Iterable[int]) -> tantivy.Query:
     """Any of these terms, for the per-search sets (a few hundred ids at most): a union of term
     queries costs half what ``term_set_query`` does (0.35 ms fixed + ~10 µs a term at 100k)."""
     return tantivy.Query.boolean_query([(tantivy.Occur.Should, term(schema, name, v)) for v in values])

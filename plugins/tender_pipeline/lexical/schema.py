@@ -11,8 +11,8 @@ from pathlib import Path
 
 import tantivy
 
-SCHEMA_VERSION = 3  # v2: each notice's vector (int8) beside its card; v3: its text (Chroma keeps none), sector_pair,
-# Unclassified filed apart, the card's description
+SCHEMA_VERSION = 4  # v2: each notice's vector (int8) beside its card; v3: its text (Chroma keeps none), sector_pair,
+# Unclassified filed apart, the card's description; v4: its Chroma slot (kNN resolved here, not from Chroma)
 SCHEMA_MARKER = "tender_schema.json"  # in the index folder: {"version": SCHEMA_VERSION}
 ANALYZER = "tender"  # simple tokens, lower-cased, ASCII-folded, English-stemmed
 MISSING_NUMBER = -1.0
@@ -44,6 +44,7 @@ def build_schema() -> tantivy.Schema:
     # "<CPV division>|<sector label>" ('|Unclassified' when unclassified): one terms aggregation counts the
     # sectors with their codes (``facets``), at the cost of counting labels alone (a nested one costs 2.4x)
     sb.add_text_field("sector_pair", tokenizer_name="raw", fast=True, index_option="basic")
+    sb.add_integer_field("slot", stored=True, indexed=True)  # the Chroma slot holding its vector (``slots``)
     sb.add_integer_field("closing_num", indexed=True, fast=True)
     sb.add_integer_field("published_num", fast=True)
     sb.add_integer_field("ingested_ts", fast=True)

@@ -10,6 +10,7 @@ import numpy as np
 import tantivy
 
 from tender_pipeline.lexical.documents import to_document
+from tender_pipeline.slots import slot_number
 
 WRITER_HEAP = 64_000_000
 LOCK_WAIT_S = 3600.0  # a writer waits this long for another (an upsert behind a compaction)
@@ -36,13 +37,16 @@ class Writer:
         self.after_commit: list[Callable[[], object]] = []  # run once the changes are committed and published
 
     def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str],
-               vectors: Sequence | np.ndarray | None = None) -> int:
+               vectors: Sequence | np.ndarray | None = None, slots: Sequence[str | None] | None = None) -> int:
         """Replace these tenders' documents (delete by id + add; the add wins within one commit).
-        ``vectors`` are the ones written to Chroma; without them a search reads the vector from Chroma."""
+        ``vectors`` and ``slots`` are the ones written to Chroma (``store.upsert``): without a vector a search
+        reads it from Chroma; without a slot, kNN cannot name the notice (only words find it)."""
         vectors = [None] * len(ids) if vectors is None else vectors
-        for tid, meta, text, vec in zip(ids, metadatas, texts, vectors, strict=True):
+        numbers = [None if s is None else slot_number(s) for s in (slots or [None] * len(ids))]
+        for tid, meta, text, vec, slot in zip(ids, metadatas, texts, vectors, numbers, strict=True):
             self._writer.delete_documents_by_term("id", tid)
-            self._writer.add_document(tantivy.Document.from_dict(to_document(tid, meta, text, vec), self._schema))
+            doc = to_document(tid, meta, text, vec, slot)
+            self._writer.add_document(tantivy.Document.from_dict(doc, self._schema))
         return len(ids)
 
     def delete(self, ids: Iterable[str]) -> int:
