@@ -78,7 +78,7 @@ def test_a_commits_own_changes_win_over_the_folded_copies(tmp_path):
         w.upsert(["X1"], [notice(1, 99)], ["new"], None)
         w.upsert([victim], [notice(0, 42)], ["changed in the folding commit"], None)
         w.delete(["N2"])
-    assert w.folded > 0 and smallest["segment_id"] not in {s["segment_id"] for s in segments(index)}
+    assert smallest["segment_id"] not in {s["segment_id"] for s in segments(index)}  # folded
     got = index.notices([victim, "N2", "X1"])
     assert set(got) == {victim, "X1"}
     assert got[victim][0]["closing_num"] == 20260101 + 42 and got[victim][1] == "changed in the folding commit"
@@ -91,4 +91,16 @@ def test_clear_folds_nothing_back(tmp_path):
     with index.writing() as w:
         w.clear()
         w.upsert(["only"], [notice(1, 1)], ["only one"], None)
-    assert w.folded == 0 and index.num_docs() == 1
+    assert index.num_docs() == 1
+
+
+def test_a_block_that_only_deletes_folds_first_and_its_deletes_hold(tmp_path):
+    index = LexicalIndex(tmp_path / "lex", publish_uri="")
+    fill(index, MAX_SEGMENTS, 10)
+    before = index.num_docs()
+    with index.writing() as w:  # retirement's shape: deletes only
+        w.delete(["N2", "N3"])  # in the first, smallest segment
+    assert index.num_docs() == before - 2 and index.notices(["N2", "N3"]) == {}
+    with index.writing():  # a lock held for reading changes nothing, folds nothing
+        pass
+    assert index.num_docs() == before - 2 and len(segments(index)) <= MAX_SEGMENTS

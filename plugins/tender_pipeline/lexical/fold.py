@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,39 @@ log = logging.getLogger(__name__)
 
 MAX_SEGMENTS = 7  # tantivy's LogMergePolicy merges a level of 8 segments: never reached
 READ_BATCH = 2000  # stored documents read (and held) at once
+
+
+class FoldFirst:
+    """A tantivy writer that folds before its first change: before any delete or add, so the block's own
+    changes (later opstamps) win over the folded copies; never after ``delete_all_documents`` (what follows
+    is the whole index). A block that changes nothing (a lock held for reading) folds nothing."""
+
+    def __init__(self, writer, fold: Callable[[], int]) -> None:
+        self._writer, self._fold, self.folded = writer, fold, 0
+
+    def _first(self) -> None:
+        if self._fold is not None:
+            fold, self._fold = self._fold, None
+            self.folded = fold()
+
+    def add_document(self, doc):
+        self._first()
+        return self._writer.add_document(doc)
+
+    def delete_documents_by_term(self, field: str, value):
+        self._first()
+        return self._writer.delete_documents_by_term(field, value)
+
+    def delete_documents_by_query(self, query):
+        self._first()
+        return self._writer.delete_documents_by_query(query)
+
+    def delete_all_documents(self):
+        self._fold = None
+        return self._writer.delete_all_documents()
+
+    def __getattr__(self, name: str):  # commit, rollback, wait_merging_threads...
+        return getattr(self._writer, name)
 
 
 def segment_sizes(path: Path, searcher: tantivy.Searcher) -> list[tuple[int, int]] | None:
@@ -90,9 +124,13 @@ def _refill(searcher: tantivy.Searcher, ordinal: int, size: tuple[int, int], wri
 
 def _rebuilt(doc: tantivy.Document) -> tuple[str, dict]:
     """A stored document as ``to_document`` builds it: its card is the metadata it was written from, its int8
-    vector quantizes to itself."""
+    vector quantizes to itself, and its other stored fields are copied as they are."""
     tid = str(doc.get_first("id"))
     card, text, vec = (doc.get_first(name) for name in ("card", "text", "vec"))
     meta = json.loads(bytes(card)) if card else {}
     vector = np.frombuffer(bytes(vec), dtype=np.int8) if vec else None
-    return tid, to_document(tid, meta, bytes(text).decode("utf-8") if text else "", vector)
+    document = to_document(tid, meta, bytes(text).decode("utf-8") if text else "", vector)
+    for name, values in doc.to_dict().items():  # a stored field ``to_document`` is given apart (a slot) is kept
+        if name not in document and values:
+            document[name] = values[0] if len(values) == 1 else values
+    return tid, document

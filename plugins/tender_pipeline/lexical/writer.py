@@ -30,11 +30,9 @@ def take_writer(index: tantivy.Index, path: Path, wait_s: float):
 class Writer:
     """Changes made while holding the index's writer; committed together by ``LexicalIndex.writing``."""
 
-    def __init__(self, writer, schema: tantivy.Schema, fold: Callable[[], int] | None = None) -> None:
+    def __init__(self, writer, schema: tantivy.Schema) -> None:
         self._writer = writer
         self._schema = schema
-        self._fold = fold  # run once, before the first document is added (``fold.fold``)
-        self.folded = 0
         self.after_commit: list[Callable[[], object]] = []  # run once the changes are committed and published
 
     def upsert(self, ids: Sequence[str], metadatas: Sequence[dict], texts: Sequence[str],
@@ -42,8 +40,6 @@ class Writer:
         """Replace these tenders' documents (delete by id + add; the add wins within one commit).
         ``vectors`` are the ones written to Chroma; without them a search reads the vector from Chroma."""
         vectors = [None] * len(ids) if vectors is None else vectors
-        if self._fold is not None and len(ids):
-            self.folded, self._fold = self._fold(), None
         for tid, meta, text, vec in zip(ids, metadatas, texts, vectors, strict=True):
             self._writer.delete_documents_by_term("id", tid)
             self._writer.add_document(tantivy.Document.from_dict(to_document(tid, meta, text, vec), self._schema))
@@ -57,5 +53,4 @@ class Writer:
         return count
 
     def clear(self) -> None:
-        self._fold = None  # nothing left to fold: the documents added next are the whole index
         self._writer.delete_all_documents()
