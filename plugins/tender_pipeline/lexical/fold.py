@@ -3,16 +3,16 @@
 Why: tantivy's default ``LogMergePolicy`` (tantivy-py 0.27 exposes no other) merges a level once it holds 8
 segments of similar size, and the merged segment is written before the merged ones are deleted. Every segment
 under 10,000 documents is one level, and at 2M notices the top level holds most of the index, so one merge can
-rewrite most of it: the index needed 1.4–1.9× its settled size for a moment (``bench/storage.py``), and deleted
-documents stayed on disk until their segment was merged (~1.4× the live documents in a model of the policy at 2M,
+rewrite most of it: the index needed 1.4–2.1× its settled size for a moment (``bench/storage.py``), and deleted
+documents stayed on disk until their segment was merged (1.57× the live documents in a model of the policy at 2M,
 ``docs/running/capacity.md``).
 
 The policy merges nothing while no level holds 8 segments, so an index of at most 7 segments never merges. Before
-a commit adds documents, the live documents of its smallest segments are re-added in that commit (rebuilt from
-their stored card, text and vector, as ``to_document`` wrote them) until the commit leaves at most
-``MAX_SEGMENTS``; the emptied segments are dropped, and their files deleted, by that commit. So a commit writes
-its own documents plus the smallest segments (at most about a seventh of the index), and a folded segment's
-deleted documents are gone with it.
+a commit's first change (``FoldFirst``: an upsert, or retirement's deletes), the live documents of its smallest
+segments are re-added in that commit (rebuilt from their stored card, text and vector, as ``to_document`` wrote
+them) until the commit leaves at most ``MAX_SEGMENTS``; the emptied segments are dropped, and their files
+deleted, by that commit. So a commit writes its own documents plus the smallest segments (at most about a
+seventh of the index), and a folded segment's deleted documents are gone with it.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class FoldFirst:
     is the whole index). A block that changes nothing (a lock held for reading) folds nothing."""
 
     def __init__(self, writer, fold: Callable[[], int]) -> None:
-        self._writer, self._fold, self.folded = writer, fold, 0
+        self._writer, self.folded = writer, 0
+        self._fold: Callable[[], int] | None = fold
 
     def _first(self) -> None:
         if self._fold is not None:
