@@ -638,9 +638,9 @@ def add_render(lines: dict[str, dict]) -> None:
     """The disk render.yaml gives each store, what else shares it, and the headroom at --live."""
     services = render_services()
     steady = {k: v["steady_bytes"] for k, v in lines.items()}
-    # tantivy writes a merged segment before it deletes the ones merged (the writer's disk), and a search API
-    # following a published index keeps the previous version's files until the next one is in place: a merge
-    # of the largest segments needs up to twice the index for a moment on both disks
+    # counted twice: sized when tantivy's merges could rewrite most of the index (1.4-1.9x); the fold
+    # (lexical/fold.py) bounds a commit to its documents plus ~1/7 of the index, so this is margin now, for the
+    # writer and for a search API that keeps the previous version's files until the next one is in place
     steady["lexical x2"] = 2 * steady["lexical"]
     for store, line in lines.items():
         service = services.get(HOME[store], {})
