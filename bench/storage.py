@@ -14,7 +14,7 @@ What runs is the product's own code:
     (``airflow db clean``);
   * a search API (uvicorn, one worker) on the same stores answers a few searches after each day, so its
     RSS and Chroma's can be read at several sizes.
-A thread samples every store's bytes on disk every 0.3 s throughout.
+A thread samples every store's bytes on disk every 0.5 s throughout, another the lexical index's every 0.05 s.
 
 The compressed clock: durations are divided by ``COMPRESS`` (10): retention 14 days → 1 day, unknown
 closing dates 60 → 6 days, staging 7 → 1 day, Airflow's 30 → 3 days; each notice's open period is a real
@@ -22,11 +22,12 @@ one (closing − published of a real record) divided by 10. Each day's records: 
 changed re-sends of live ones, 25 % unchanged re-sends.
 
 Notices: real records read with the pipeline's own readers and profiles from ../shared/data/real (the
-test fixtures when it is absent; the output says which), under new ids. ``--backend fake-gemini``
-(default: fast, and what production runs) enriches and embeds through the Gemini backends against
+test fixtures when it is absent; the output says which), under new ids. ``--backend offline`` (default:
+what the product runs without ``GEMINI_API_KEY``) runs the local enricher and embedder (384 dimensions);
+``fake-gemini`` (the deployment with a key) enriches and embeds through the Gemini backends against
 tests/gemini_fake.py, answers padded to the offline enricher's sizes on real data (200-character
-summaries, 12 keywords) and ``--dim`` (768, Gemini's default) dimensions; ``offline`` runs the local
-models (384 dimensions; ~0.3 s a notice on a loaded 2-core host).
+summaries, 12 keywords) and ``--dim`` (768, Gemini's default) dimensions: Chroma's bytes grow with the
+dimensions (4 bytes each a notice, bench/README.md).
 
 Output: one JSON object per line per store (chroma, lexical, staging, airflow_db, feedback), see
 ``report`` below for the keys; ``--out`` keeps a copy. Projections to ``--live``: bytes from the least-squares
@@ -226,7 +227,9 @@ def main() -> int:
     parser.add_argument("--live", type=int, default=2_000_000, help="live notices to project to")
     parser.add_argument("--days", type=int, default=6, help="simulated days (retention cycles)")
     parser.add_argument("--per-day", type=int, default=4000, help="records ingested per simulated day")
-    parser.add_argument("--backend", choices=["fake-gemini", "offline"], default="fake-gemini")
+    parser.add_argument("--backend", choices=["fake-gemini", "offline"], default="offline",
+                        help="offline (default): the product's backends without GEMINI_API_KEY, 384 dimensions; "
+                        "fake-gemini: the Gemini deployment's shape against tests/gemini_fake.py (--dim)")
     parser.add_argument("--dim", type=int, default=768, help="embedding size with --backend fake-gemini")
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep it (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "storage.json")
@@ -327,14 +330,19 @@ class Bench:
         ingest, self.maintenance = dags["tender_ingest"], dags["tender_maintenance"]
         api = start_api(self.work)
         sampler = Sampler(self.measure, 0.5)
+        # the lexical index alone, often: a commit's new segment sits beside the old ones for well under a second
+        # before they are deleted, which the every-store sampler can miss (a folder of ~50 files: ~1 ms a look)
+        self.fast = Sampler(lambda: {"lexical": disk_bytes(self.stores["lexical"])}, 0.05)
         self.empty = self.measure()
         self.empty_rss = rss_bytes(self.chroma_pid)
         sampler.start()
+        self.fast.start()
         try:
             for d in range(self.args.days):
                 self.day(d, notices, ingest, api, sampler)
         finally:
             sampler.stop()
+            self.fast.stop()
             api.terminate()
             api.wait(30)
         self.fresh_rss = fresh_chroma_rss(self.chroma_pid, self.work / "chroma")
@@ -349,7 +357,7 @@ class Bench:
         from tender_pipeline import staging_retention
 
         day, t_ingest = START + timedelta(days=d), time.time()
-        sampler.phase = f"ingest {d}"
+        sampler.phase = self.fast.phase = f"ingest {d}"
         batch = notices.day(d, self.args.per_day)
         for k in range(DESIGN["runs_per_day"]):
             path = write_batch(self.work / "incoming" / day.isoformat() / f"{6 * k:02d}" / "batch.csv",
@@ -360,7 +368,7 @@ class Bench:
         searched = exercise_api(api, batch)
         before = self.measure()
         rss = {"chroma": rss_bytes(self.chroma_pid), "api": rss_bytes(api.pid)}
-        sampler.phase = f"maintenance {d}"
+        sampler.phase = self.fast.phase = f"maintenance {d}"
         # the product's maintenance, whatever its tasks are: tender_maintenance as of this simulated day
         run = self.maintenance.test(logical_date=datetime.combine(day, dtime(3, 30), UTC))
         assert run.state == "success", f"maintenance day {d}: {run.state}"
@@ -371,13 +379,14 @@ class Bench:
         housekeeping(self.days)
         after = self.measure()
         live = self.live()
-        window = [s for p, s in list(sampler.samples) if p in (f"ingest {d}", f"maintenance {d}")] + [before, after]
+        phases = (f"ingest {d}", f"maintenance {d}")
+        window = [s for p, s in list(sampler.samples) + list(self.fast.samples) if p in phases] + [before, after]
         self.days.append({"day": d, "t_end": time.time(), "live": live, "before": before, "after": after,
-                          "peak": {k: max(s[k] for s in window) for k in after}, "rss": rss,
+                          "peak": {k: max(s[k] for s in window if k in s) for k in after}, "rss": rss,
                           "resident": {"api": after["lexical"]},
                           "kept_rows": pruned["kept_rows_kept"], "kept_live": pruned["kept_live"],
                           "searches_ok": searched})
-        sampler.phase = f"after {d}"
+        sampler.phase = self.fast.phase = f"after {d}"
         log(f"day {d}: live {live}, kept rows {pruned['kept_rows_kept']}, bytes {json.dumps(after)}, "
             f"rss {json.dumps(rss)}")
 
@@ -629,9 +638,9 @@ def add_render(lines: dict[str, dict]) -> None:
     """The disk render.yaml gives each store, what else shares it, and the headroom at --live."""
     services = render_services()
     steady = {k: v["steady_bytes"] for k, v in lines.items()}
-    # tantivy writes a merged segment before it deletes the ones merged (the writer's disk), and a search API
-    # following a published index keeps the previous version's files until the next one is in place: a merge
-    # of the largest segments needs up to twice the index for a moment on both disks
+    # counted twice: sized when tantivy's merges could rewrite most of the index (1.4-1.9x); the fold
+    # (lexical/fold.py) bounds a commit to its documents plus ~1/7 of the index, so this is margin now, for the
+    # writer and for a search API that keeps the previous version's files until the next one is in place
     steady["lexical x2"] = 2 * steady["lexical"]
     for store, line in lines.items():
         service = services.get(HOME[store], {})

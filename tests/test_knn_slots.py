@@ -20,7 +20,7 @@ from search_api.search import Searcher
 from search_api.settings import ApiSettings
 from tender_pipeline import slots, store
 from tender_pipeline.embed import get_embedder
-from tender_pipeline.lexical import Filters, LexicalIndex
+from tender_pipeline.lexical import LexicalIndex
 from tender_pipeline.settings import Settings
 
 TITLES = {"A": "Road rehabilitation and resurfacing works", "B": "Supply of hospital beds and patient monitors",

@@ -7,6 +7,7 @@ callers (the pipeline, the search API, the rebuild and maintenance commands).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -23,6 +24,7 @@ from tender_pipeline.lexical import estimates, evidence, queries
 from tender_pipeline.lexical.estimates import Distribution, Distributions
 from tender_pipeline.lexical.evidence import Evidence
 from tender_pipeline.lexical.filters import Filters, filter_query
+from tender_pipeline.lexical.fold import FoldFirst, fold
 from tender_pipeline.lexical.hits import Hit, hit_at
 from tender_pipeline.lexical.keys import norm
 from tender_pipeline.lexical.publish import publish_index, restore_if_new
@@ -84,7 +86,9 @@ class LexicalIndex:
         with self._write_lock:
             self._restore()
             writer = take_writer(self.index, self.path, wait_s)
-            changes = Writer(writer, self.schema)
+            # the smallest segments folded into this commit before its first change: at most 7 segments (``fold``)
+            changes = Writer(FoldFirst(writer, functools.partial(fold, self.index, self.path, writer, self.schema)),
+                             self.schema)
             try:
                 yield changes
                 writer.commit()
