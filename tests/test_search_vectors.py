@@ -61,7 +61,9 @@ def test_stored_vectors_rank_as_chromas_vectors(searchers, params, path):
     a = stored.search(collection, p, today=date(2026, 11, 1))
     b = chroma.search(collection, p, today=date(2026, 11, 1))
     assert a.results, params
-    assert a.total_candidates == b.total_candidates
+    # the k nearest by int8 and by float32 cosines differ only at a near-tie at the k-th, which may or may not
+    # overlap the lexical hits: the pools differ by at most that one notice
+    assert abs(a.total_candidates - b.total_candidates) <= 1
     # int8 cosines are within ~0.002 of Chroma's: the same page, near-ties aside
     scores = {r.id: r.score for r in b.results}
     assert len(scores.keys() & {r.id for r in a.results}) >= 9
