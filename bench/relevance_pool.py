@@ -26,6 +26,7 @@ from bench.relevance_dev import COLLECTION, find_dev_dir, load_eval  # noqa: E40
 from search_api.intent import SectorIntent  # noqa: E402
 from search_api.settings import ApiSettings  # noqa: E402
 from tender_pipeline import slots  # noqa: E402
+from tender_pipeline.lexical import queries  # noqa: E402
 from tender_pipeline import store as chroma_store  # noqa: E402
 from tender_pipeline.embed import get_embedder  # noqa: E402
 from tender_pipeline.lexical import EVIDENCE_FIELDS, TEXT_FIELDS, Filters, cosines, open_index  # noqa: E402
@@ -64,7 +65,7 @@ def pool_of(lex, s, collection, embedder, intent, query: str, knn_n: int, bm25_n
     for term in terms:
         for name in EVIDENCE_FIELDS:
             q = tantivy.Query.boolean_query([(tantivy.Occur.Must, pool_q),
-                                             (tantivy.Occur.Must, lex._term(name, term))])
+                                             (tantivy.Occur.Must, queries.term(lex.schema, name, term))])
             for _, addr in s.search(q, limit=len(ids), count=False).hits:
                 fields.setdefault(s.doc(addr).get_first("id"), {}).setdefault(term, []).append(name)
     sector = intent.sector_for(query, vector)

@@ -1,4 +1,4 @@
-"""British and American spellings of a query word, so a query in either finds notices in both.
+"""Other written forms of a query word: British and American spellings, and the usual short forms.
 
 Notices are written in British, American and Indian English ("licence" and "license" for the same
 software renewal, "centre" and "center", "fertiliser" and "fertilizer"), and the index's English stemmer
@@ -6,6 +6,10 @@ keeps the two forms apart ("licenc" vs "licens"). So each query word is expanded
 the regular British/American correspondences and a few irregular pairs. A variant is kept only when the
 index holds it (one document-frequency lookup each), so rules never invent words the collection lacks.
 The expansion is query-side only: the index and its analyser are unchanged.
+
+Notices also abbreviate the words buyers search for ("Lab Equipment", "Supply of Lab Eqpt",
+"Maint of CT Scan"), and the stemmer cannot join "lab" to "laboratori". ``SHORT`` holds the short forms
+that procurement notices use for common words, read in both directions like the irregular pairs.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ PAIRS = {  # irregular pairs, singular forms
     "instalment": "installment", "judgement": "judgment", "ageing": "aging", "draught": "draft",
 }
 PAIRS.update({v: k for k, v in list(PAIRS.items())})
+# short forms notices use for a whole word (both directions; a query may be typed either way)
+SHORT = {"laboratory": ("lab",), "laboratories": ("labs",), "equipment": ("eqpt",),
+         "maintenance": ("maint",), "government": ("govt",), "department": ("dept",)}
+for _long, _shorts in list(SHORT.items()):
+    for _short in _shorts:
+        SHORT.setdefault(_short, (_long,))
 # the same word in both spellings: "meter" is the device in British English too
 SAME = frozenset({"meter", "meters"})
 MIN_ROOT = 3  # letters before a changed ending: 'flour' or 'fence' are not 'flor' or 'fense'
@@ -40,9 +50,9 @@ MIN_ROOT = 3  # letters before a changed ending: 'flour' or 'fence' are not 'flo
 
 def candidates(word: str) -> list[str]:
     """Other spellings of one lower-case word by the rules (unchecked against any index)."""
+    out: list[str] = list(SHORT.get(word, ()))
     if word in SAME or not word.isalpha():
-        return []
-    out: list[str] = []
+        return out
     singular, plural = (word[:-1], "s") if word.endswith("s") and word[:-1] in PAIRS else (word, "")
     if singular in PAIRS:
         out.append(PAIRS[singular] + plural)

@@ -53,3 +53,20 @@ def test_a_variant_held_counts_as_the_term():
     pool = [Candidate(id="A", cosine=0.5, metadata={}, strong={"licens"}), Candidate(id="B", cosine=0.5, metadata={})]
     lexical_scores(pool, ["licenc"], {"licenc": 2.0}, {"licenc": ["licens"]})
     assert pool[0].lexical == 1.0 and pool[1].lexical == 0.0
+
+
+def test_short_forms_notices_use_count_both_ways():
+    assert "lab" in candidates("laboratory") and "laboratory" in candidates("lab")
+    assert "eqpt" in candidates("equipment") and "equipment" in candidates("eqpt")
+    assert "lab" not in candidates("labour") and candidates("labs") == ["laboratories"]  # whole words only
+
+
+def test_a_query_for_laboratory_finds_the_notice_that_says_lab(tmp_path):
+    idx = LexicalIndex(tmp_path / "lex")
+    notices = {"A": "Supply of lab equipment", "B": "Supply of laboratory equipment", "C": "Supply of equipment"}
+    idx.upsert(list(notices), [{"title": t} for t in notices.values()], list(notices.values()))
+    terms, found, idf = query_lexicon(idx, idx.searcher(), "laboratory equipment")
+    assert found == {"laboratori": ["lab"]}
+    pool = [Candidate(id=i, cosine=0.5, metadata={}, strong=set(idx.analyze(t))) for i, t in notices.items()]
+    lexical_scores(pool, terms, idf, found)
+    assert pool[0].lexical == pool[1].lexical == 1.0 > pool[2].lexical
