@@ -26,10 +26,9 @@ from bench.relevance_dev import COLLECTION, find_dev_dir, load_eval  # noqa: E40
 from search_api.intent import SectorIntent  # noqa: E402
 from search_api.settings import ApiSettings  # noqa: E402
 from tender_pipeline import slots  # noqa: E402
-from tender_pipeline.lexical import queries  # noqa: E402
 from tender_pipeline import store as chroma_store  # noqa: E402
 from tender_pipeline.embed import get_embedder  # noqa: E402
-from tender_pipeline.lexical import EVIDENCE_FIELDS, TEXT_FIELDS, Filters, cosines, open_index  # noqa: E402
+from tender_pipeline.lexical import EVIDENCE_FIELDS, TEXT_FIELDS, Filters, cosines, open_index, queries  # noqa: E402
 from tests.services import chroma_server  # noqa: E402
 
 
