@@ -2,10 +2,12 @@
 
 ``scripts/train_sector_model.py`` fits it (scikit-learn, at training time only)
 on the 9,454 CPV code descriptions and CPV-coded notices, and writes
-``weights.npz`` (vocabulary, IDF, float16 weights) and ``manifest.json`` (the
-file's sha256, the training data and the cross-validated figures) into this
-folder. Inference is a TF-IDF row times the weights, one sigmoid per division,
-normalised to sum to 1: deterministic, a few microseconds a notice, no network.
+``weights.npz`` (vocabulary, IDF, int8 weights with one float32 scale per
+division, so the file stays well under the repository's 2 MB limit) and
+``manifest.json`` (the file's sha256 and the training data) into this folder.
+The weights are dequantised once on load; inference is a TF-IDF row times the
+weights, one sigmoid per division, normalised to sum to 1: deterministic, well
+under a millisecond a notice, no network.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class SectorModel:
         with np.load(model_dir / self.manifest["weights"], allow_pickle=False) as data:
             vocabulary = [str(t) for t in data["vocabulary"]]
             self._idf = data["idf"].astype(np.float32)
-            self._weights = data["coef"].astype(np.float32)  # (terms, divisions), float16 on disk
+            # (terms, divisions): int8 on disk, times the division's scale (scripts/train_sector_model.quantise)
+            self._weights = data["coef"].astype(np.float32) * data["coef_scale"].astype(np.float32)
             self._bias = data["intercept"].astype(np.float32)
             self.codes: tuple[str, ...] = tuple(str(c) for c in data["classes"])
         self._index = {t: i for i, t in enumerate(vocabulary)}
