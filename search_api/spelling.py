@@ -49,7 +49,7 @@ MIN_ROOT = 3  # letters before a changed ending: 'flour' or 'fence' are not 'flo
 
 
 def candidates(word: str) -> list[str]:
-    """Other spellings of one lower-case word by the rules (unchecked against any index)."""
+    """Other spellings and short forms of one lower-case word by the rules (unchecked against any index)."""
     out: list[str] = list(SHORT.get(word, ()))
     if word in SAME or not word.isalpha():
         return out
