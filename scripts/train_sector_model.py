@@ -219,10 +219,10 @@ def main() -> int:
     # scikit-learn's float weights it is close, not equal (reported, not required)
     sample = [record_terms(r) for r in notices[:200]]
     ours = SectorModel(out).probabilities(sample)
-    shipped = shipped_probabilities(vec, clf, sample)
+    quantised = shipped_probabilities(vec, clf, sample)
     floats = clf.predict_proba(vec.transform(sample))
-    same_top = float(np.mean(ours.argmax(1) == shipped.argmax(1)))
-    report = {"out": str(out), "terms": len(vec.vocabulary), "max_abs_diff": float(np.abs(ours - shipped).max()),
+    same_top = float(np.mean(ours.argmax(1) == quantised.argmax(1)))
+    report = {"out": str(out), "terms": len(vec.vocabulary), "max_abs_diff": float(np.abs(ours - quantised).max()),
               "same_top1": same_top, "max_abs_diff_float": float(np.abs(ours - floats).max()),
               "same_top1_float": float(np.mean(ours.argmax(1) == floats.argmax(1))),
               "bytes": (out / WEIGHTS).stat().st_size}

@@ -38,11 +38,9 @@ PAIRS = {  # irregular pairs, singular forms
 }
 PAIRS.update({v: k for k, v in list(PAIRS.items())})
 # short forms notices use for a whole word (both directions; a query may be typed either way)
-SHORT = {"laboratory": ("lab",), "laboratories": ("labs",), "equipment": ("eqpt",),
-         "maintenance": ("maint",), "government": ("govt",), "department": ("dept",)}
-for _long, _shorts in list(SHORT.items()):
-    for _short in _shorts:
-        SHORT.setdefault(_short, (_long,))
+_LONG_TO_SHORT = {"laboratory": ("lab",), "laboratories": ("labs",), "equipment": ("eqpt",),
+                  "maintenance": ("maint",), "government": ("govt",), "department": ("dept",)}
+SHORT = {**_LONG_TO_SHORT, **{short: (long,) for long, shorts in _LONG_TO_SHORT.items() for short in shorts}}
 # the same word in both spellings: "meter" is the device in British English too
 SAME = frozenset({"meter", "meters"})
 MIN_ROOT = 3  # letters before a changed ending: 'flour' or 'fence' are not 'flor' or 'fense'
