@@ -4,11 +4,15 @@ Candidates come from Chroma (nearest vectors) and from the lexical index
 (BM25 under the filters, exact references); each is scored here:
 
     score = w * max(cos, 0) + (1 - w) * lexical + sector_bonus      (capped at 1)
+    lexical = (1 - b) * coverage + b * bm25 / the pool's best bm25
 
-``lexical`` is the IDF-weighted share of the query's terms found in the
+``coverage`` is the IDF-weighted share of the query's terms found in the
 notice — a term in the title, buyer, place or reference counts 1, elsewhere
 in the text ``BODY_WEIGHT`` — with IDF from the whole index's document
-frequencies (``index_idf``). IDF over the ~100 candidates made a generic word
+frequencies (``index_idf``). ``bm25`` is the index's own score of the notice,
+known for the BM25 hits (``blend_bm25``): it adds what presence cannot see, how
+often a word occurs and in how short a text ("PLANT HIRE FOR WARD 9" over a
+long notice that mentions plant once). IDF over the ~100 candidates made a generic word
 ('services', 'panel', 'maintenance') weigh as much as the word that decides
 relevance, since most candidates share the query's topic words. A query word's
 other spellings (``search_api.spelling``) count as the word. Which terms a
@@ -70,6 +74,7 @@ class Candidate:
     strong: set[str] = field(default_factory=set)
     body: set[str] = field(default_factory=set)
     lexical: float = 0.0
+    bm25: float | None = None  # the index's BM25 score, for the BM25 hits (None: not among them)
     exact: bool = False
     sector_match: bool = False
     score: float = 0.0
@@ -100,6 +105,22 @@ def lexical_scores(candidates: list[Candidate], terms: list[str], idf: dict[str,
         c.lexical = got / total
 
 
+def blend_bm25(candidates: list[Candidate], weight: float) -> None:
+    """Blend each candidate's BM25 score, scaled by the pool's best, into ``lexical`` (coverage) in place.
+
+    Only the BM25 hits have a score (the index scored them; a vector hit would need another query per
+    search). Any other candidate would score at most what the last BM25 hit does, so its share is its
+    coverage capped there: ``min(coverage, last / best)``."""
+    scored = [c.bm25 for c in candidates if c.bm25 is not None]
+    best = max(scored, default=0.0)
+    if weight <= 0 or best <= 0:
+        return
+    cap = min(scored) / best
+    for c in candidates:
+        share = c.bm25 / best if c.bm25 is not None else min(c.lexical, cap)
+        c.lexical = (1 - weight) * c.lexical + weight * share
+
+
 def id_forms(tender_id: str) -> set[str]:
     """The id as stored and without its source prefix ('uk-cf:WTC 2025/3' → also 'wtc 2025/3')."""
     low = tender_id.lower()
@@ -115,12 +136,14 @@ def mark_exact(candidates: Iterable[Candidate], query: str) -> None:
 
 def fuse(candidates: list[Candidate], query: str, terms: list[str], vector_weight: float, sector: str | None,
          sector_bonus: float, idf: dict[str, float] | None = None,
-         variants: dict[str, list[str]] | None = None) -> list[Candidate]:
+         variants: dict[str, list[str]] | None = None, bm25_weight: float = 0.0) -> list[Candidate]:
     """Score and sort the pool (best first); ties go to the closer vector.
 
     ``terms`` are the query's terms as the lexical index analyses them (the keys of
-    each candidate's ``strong`` / ``body`` sets); ``idf`` and ``variants`` as in ``lexical_scores``."""
+    each candidate's ``strong`` / ``body`` sets); ``idf`` and ``variants`` as in ``lexical_scores``;
+    ``bm25_weight`` as in ``blend_bm25``."""
     lexical_scores(candidates, terms, idf, variants)
+    blend_bm25(candidates, bm25_weight)
     mark_exact(candidates, query)
     for c in candidates:
         c.sector_match = bool(sector) and (c.sector or c.metadata.get("sector")) == sector

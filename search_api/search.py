@@ -227,6 +227,7 @@ class Searcher:
         lexical_hits = lex.search(terms, filters, s.search_lexical_candidates, searcher)
         exact_hits = lex.exact(typed_forms(query), filters, searcher)
         hits = {h.id: h for h in lexical_hits + exact_hits}
+        bm25 = {h.id: h.score for h in lexical_hits}
         t1 = time.perf_counter()
         if exhaustive:  # every passing notice, ranked by its stored vector: the k nearest join the pool
             allowed = {h.id: h for h in lex.matching(filters, passing, searcher)}
@@ -261,7 +262,7 @@ class Searcher:
         t3 = time.perf_counter()
         pool = []
         for tid in hits:
-            c = Candidate(id=tid, cosine=cosine.get(tid, 0.0), metadata={},
+            c = Candidate(id=tid, cosine=cosine.get(tid, 0.0), metadata={}, bm25=bm25.get(tid),
                           sector=(sector or "") if tid in evidence.in_sector else "")
             c.strong, c.body = evidence.of(tid)
             pool.append(c)
@@ -275,7 +276,8 @@ class Searcher:
     def search(self, collection, params: SearchParams, facets: dict[str, list[str]] | None = None,
                today: date | None = None, rerank: bool = True, ids: list[str] | None = None) -> Ranked:
         """Ranked results for one page; ``rerank=False`` is the plain-vector baseline (bench only);
-        ``ids`` restricts the search to those tenders (alerts). ``facets`` is accepted for
+        ``ids`` restricts the search to those tenders (alerts: they hold each score against ALERT_MIN_SCORE,
+        so it must not depend on which other notices share the batch's slice, and the BM25 share is left out). ``facets`` is accepted for
         compatibility and no longer needed: filters are answered by the lexical index."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -290,18 +292,23 @@ class Searcher:
         pool = self.candidates(collection, query, vector, filters, need, sector)
         timings.update(pool.timings)
         t2 = time.perf_counter()
-        ranked = fuse(pool.candidates, query, pool.terms, self.settings.rank_vector_weight, sector,
-                      self.settings.rank_sector_bonus, pool.idf, pool.variants)
+        ranked = self._fuse(pool, query, sector, absolute=ids is not None)
         for round_ in range(STALE_ROUNDS + 1):
             page = ranked[params.offset:need]
             if not self._named(page, pool, vector) or round_ == STALE_ROUNDS:
                 break
-            ranked = fuse(pool.candidates, query, pool.terms, self.settings.rank_vector_weight, sector,
-                          self.settings.rank_sector_bonus, pool.idf, pool.variants)
+            ranked = self._fuse(pool, query, sector, absolute=ids is not None)
         for c in page:
             c.metadata = pool.hits[c.id].card
         timings["rerank"] = time.perf_counter() - t2
         return Ranked([to_result(c) for c in page], len(ranked), sector, timings)
+
+    def _fuse(self, pool: Pool, query: str, sector: str | None, absolute: bool = False) -> list[Candidate]:
+        """``absolute``: scores that do not depend on the rest of the pool (no BM25 share, which is scaled by
+        the pool's best), for callers that hold them against a fixed threshold."""
+        s = self.settings
+        return fuse(pool.candidates, query, pool.terms, s.rank_vector_weight, sector, s.rank_sector_bonus,
+                    pool.idf, pool.variants, 0.0 if absolute else s.rank_bm25_weight)
 
     @staticmethod
     def _named(page: list[Candidate], pool: Pool, vector: np.ndarray) -> bool:

@@ -37,6 +37,10 @@ class ApiSettings(Settings):
     rank_vector_weight: float = Field(
         0.55, ge=0, le=1,
         description="Weight `w` of vector similarity in the fused score `w·cos + (1−w)·lexical`.")
+    rank_bm25_weight: float = Field(
+        0.4, ge=0, le=1,
+        description="Share `b` of the BM25 score (scaled by the candidates' best) in `lexical = (1−b)·coverage + "
+        "b·BM25`; coverage is the IDF-weighted share of the query's terms a notice holds.")
     rank_sector_bonus: float = Field(
         0.04, ge=0, le=0.2,
         description="Bonus when a result's sector is the one the query points at (a nudge, never a filter).")

@@ -6,7 +6,7 @@ from datetime import date
 
 from search_api.filters import build_filters
 from search_api.models import SearchParams
-from search_api.ranking import Candidate, fuse, index_idf, query_terms, query_words
+from search_api.ranking import Candidate, blend_bm25, fuse, index_idf, query_terms, query_words
 from search_api.search import typed_forms
 
 
@@ -72,6 +72,38 @@ def test_sector_preference_is_a_bonus_not_a_filter():
     ranked = fuse(pool, "hospital", ["hospit"], vector_weight=1.0, sector="Medical equipments", sector_bonus=0.04)
     assert [c.id for c in ranked] == ["M", "H"]  # boosted, and the other sector is still there
     assert [c.id for c in fuse(pool, "hospital", ["hospit"], 1.0, None, 0.04)] == ["H", "M"]
+
+
+def test_bm25_separates_notices_that_hold_the_same_words():
+    """Presence ties a short 'PLANT HIRE' notice with a long one holding 'plant' and 'hire' once each, so the
+    slightly closer vector wins; the index's BM25 score (term frequency, length) breaks the tie instead."""
+    short = cand("short", 0.30, strong={"plant", "hire"})
+    long_ = cand("long", 0.32, strong={"plant", "hire"})
+    short.bm25, long_.bm25 = 9.0, 4.0
+    idf = {"plant": 2.0, "hire": 2.0}
+    assert [c.id for c in fuse([short, long_], "plant hire", ["plant", "hire"], 0.55, None, 0.0, idf)] == [
+        "long", "short"]  # off (the default): presence only
+    ranked = fuse([short, long_], "plant hire", ["plant", "hire"], 0.55, None, 0.0, idf, bm25_weight=0.4)
+    assert [c.id for c in ranked] == ["short", "long"]
+    assert ranked[0].lexical == 1.0 and abs(ranked[1].lexical - (0.6 + 0.4 * 4 / 9)) < 1e-9
+
+
+def test_a_vector_hit_outside_the_bm25_list_is_capped_at_the_last_bm25_hit():
+    """A vector hit was not among the BM25 hits, so its BM25 is at most the last one's: its share is its
+    coverage capped at last / best, never more than a BM25 hit that holds the same words."""
+    hits = [cand("b1", 0.3, strong={"pipe"}), cand("b2", 0.3, strong={"pipe"})]
+    hits[0].bm25, hits[1].bm25 = 10.0, 5.0
+    vec = cand("v", 0.3, strong={"pipe"})
+    none = cand("n", 0.3)
+    for c in (*hits, vec, none):
+        c.lexical = 1.0 if c is not none else 0.0
+    blend_bm25([*hits, vec, none], 0.5)
+    assert [c.lexical for c in hits] == [1.0, 0.75]
+    assert vec.lexical == 0.75 and none.lexical == 0.0
+    alone = cand("v2", 0.3, strong={"pipe"})
+    alone.lexical = 0.8
+    blend_bm25([alone], 0.5)  # no BM25 hit in the pool: nothing to scale by, coverage kept
+    assert alone.lexical == 0.8
 
 
 def test_filters_from_params():
