@@ -277,8 +277,8 @@ class Searcher:
                today: date | None = None, rerank: bool = True, ids: list[str] | None = None) -> Ranked:
         """Ranked results for one page; ``rerank=False`` is the plain-vector baseline (bench only);
         ``ids`` restricts the search to those tenders (alerts: they hold each score against ALERT_MIN_SCORE,
-        so it must not depend on which other notices share the batch's slice, and the BM25 share is left out). ``facets`` is accepted for
-        compatibility and no longer needed: filters are answered by the lexical index."""
+        so it must not depend on which other notices share the batch's slice, and the BM25 share is left out).
+        ``facets`` is accepted for compatibility and no longer needed: filters are answered by the lexical index."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         query = params.q.strip()
