@@ -20,7 +20,16 @@ vocabulary refitted per fold, each fold's held-out notices scored through the qu
 product would ship (``shipped_probabilities``).
 The weights ship as int8 with one float32 scale per division (``quantise``): 0.9 MB against 3.4 MB as
 float16, under the repository's 2 MB a file, and the cross-validated figures unchanged.
-scikit-learn is needed here only; the product reads ``weights.npz`` with numpy.
+Embedding head (``embedding.npz``, the manifest's ``"embedding"``): a multinomial logistic regression
+(lbfgs, C ``EMBED_C``) over the local ONNX MiniLM embedding of the code descriptions (weight 1), hint words
+(``HINT_WEIGHT``) and every notice's pipeline document (``documents.document_text`` of the offline
+enrichment, codes hidden; ``NOTICE_WEIGHT`` shared between its divisions). A UK notice's document carries
+the "Sector:" line of the words model of the cross-validation fold that held it out (the OCDS samples,
+in every fold's training set, are read by the first fold's model), so the head never learns from a sector
+line that saw the notice's codes. The runtime blends it geometrically with the words model,
+``p ∝ p_words**(1 - w) * p_emb**w`` with w ``EMBED_BLEND`` (bench/sector_embedding_probe.py, variant b).
+Its weights ship as int8 (dim, divisions) with one float32 scale per division, as the words model's.
+scikit-learn is needed here only; the product reads ``weights.npz`` and ``embedding.npz`` with numpy.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import hashlib
 import json
 import math
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -52,6 +62,10 @@ EPOCHS = 15
 SEED = 0
 FOLDS = 5
 WEIGHTS = "weights.npz"
+EMBEDDING = "embedding.npz"
+EMBED_C = 10.0  # bench/sector_embedding_probe.py: C 10, geometric blend weight 0.5 (variant b, the document)
+EMBED_BLEND = 0.5
+EMBED_MAX_ITER = 2000
 
 
 def load_notices(data: Path) -> list[TenderRecord]:
@@ -179,7 +193,79 @@ def cross_validated(code_texts: list[str], code_labels: list[str], notices: list
     return probs, classes
 
 
-def write_model(out: Path, vec: Vectorizer, clf, info: dict) -> None:
+def is_uk(record: TenderRecord) -> bool:
+    """A UK Contracts Finder notice (the cross-validated set; the OCDS samples are always trained on)."""
+    return record.source == "uk-contracts-finder" and record.tender_id.startswith("uk-cf:")
+
+
+def pipeline_documents(vec: Vectorizer, clf, records: list[TenderRecord]) -> list[str]:
+    """The documents the pipeline embeds for ``records`` (``documents.document_text`` of the offline
+    enrichment), their CPV codes hidden so the "Sector:" line is this words model's guess."""
+    import tempfile
+
+    from tender_pipeline.documents import document_text
+    from tender_pipeline.enrich.offline import OfflineEnricher
+    from tender_pipeline.models import EnrichedTender
+    from tender_pipeline.settings import Settings
+    from tender_pipeline.taxonomy import load_taxonomy
+
+    hidden = [r.model_copy(update={"cpv_codes": []}) for r in records]
+    with tempfile.TemporaryDirectory(prefix="sector-fold-") as tmp:
+        write_model(Path(tmp), vec, clf, {})
+        enricher = OfflineEnricher(load_taxonomy(""), model=SectorModel(Path(tmp)),
+                                   min_confidence=Settings().sector_min_confidence)
+        return [document_text(EnrichedTender(record=r, enrichment=e, content_hash=""))
+                for r, e in zip(hidden, enricher.enrich(hidden), strict=True)]
+
+
+def out_of_fold_documents(code_texts: list[str], code_labels: list[str], notices: list[TenderRecord]) -> list[str]:
+    """Each notice's pipeline document, its sector line from a words model that never saw it: the UK
+    notices' from their cross-validation fold's model (``cross_validated``'s folds, the OCDS samples in
+    every fold's training set), the OCDS samples' from the first fold's model."""
+    from sklearn.model_selection import KFold
+
+    uk = [i for i, r in enumerate(notices) if is_uk(r)]
+    others = [i for i, r in enumerate(notices) if not is_uk(r)]
+    documents = [""] * len(notices)
+    for k, (train, test) in enumerate(KFold(FOLDS, shuffle=True, random_state=SEED).split(uk)):
+        vec, clf = fit(*training_set(code_texts, code_labels, [notices[uk[i]] for i in train]
+                                     + [notices[i] for i in others]))
+        read = [uk[i] for i in test] + (others if k == 0 else [])
+        for i, document in zip(read, pipeline_documents(vec, clf, [notices[i] for i in read]), strict=True):
+            documents[i] = document
+    return documents
+
+
+def fit_embedding(vectors: np.ndarray, labels: list[str], weights: np.ndarray, classes: list[str]):
+    """Multinomial logistic regression over unit embeddings: (coef (dim, classes), intercept) in
+    ``classes`` order (the words model's); a division it never saw gets weight 0, intercept -1e4."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=EMBED_C, max_iter=EMBED_MAX_ITER)
+    lr.fit(vectors, labels, sample_weight=weights)
+    cols = [list(classes).index(c) for c in lr.classes_]
+    coef = np.zeros((vectors.shape[1], len(classes)), dtype=np.float32)
+    intercept = np.full(len(classes), -1e4, dtype=np.float32)
+    coef[:, cols], intercept[cols] = lr.coef_.T, lr.intercept_
+    return coef, intercept
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def blended(p_words: np.ndarray, vectors: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
+            weight: float = EMBED_BLEND) -> np.ndarray:
+    """The runtime's blend: p ∝ p_words**(1 - w) * softmax(vector @ coef + intercept)**w."""
+    p = p_words ** (1 - weight) * softmax(vectors @ coef + intercept) ** weight
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def write_model(out: Path, vec: Vectorizer, clf, info: dict, embedding: tuple | None = None) -> None:
+    """weights.npz and manifest.json; with ``embedding`` = (coef (dim, divisions), intercept, manifest
+    entry) also embedding.npz, listed in the manifest's ``"embedding"`` and checksums."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / WEIGHTS
     coef, scale = quantise(clf.coef_.T)
@@ -188,8 +274,17 @@ def write_model(out: Path, vec: Vectorizer, clf, info: dict) -> None:
                             intercept=clf.intercept_.astype(np.float32), classes=np.array(clf.classes_))
     manifest = {"model": "sector-linear-words", "weights": WEIGHTS, "divisions": [str(c) for c in clf.classes_],
                 "terms": len(vec.vocabulary),
-                "coef": "int8 (terms, divisions); times coef_scale, one float32 per division", **info,
-                "sha256": {WEIGHTS: hashlib.sha256(path.read_bytes()).hexdigest()}}
+                "coef": "int8 (terms, divisions); times coef_scale, one float32 per division", **info}
+    checksums = {WEIGHTS: hashlib.sha256(path.read_bytes()).hexdigest()}
+    if embedding is not None:
+        emb_coef, emb_intercept, entry = embedding
+        emb_q, emb_scale = quantise(emb_coef)
+        with (out / EMBEDDING).open("wb") as fh:
+            np.savez_compressed(fh, coef=emb_q, coef_scale=emb_scale, intercept=emb_intercept.astype(np.float32),
+                                classes=np.array(clf.classes_))
+        manifest["embedding"] = {"weights": EMBEDDING, **entry}
+        checksums[EMBEDDING] = hashlib.sha256((out / EMBEDDING).read_bytes()).hexdigest()
+    manifest["sha256"] = checksums
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
 
 
@@ -204,9 +299,43 @@ def main() -> int:
         return 1
     code_texts, code_labels = load_code_descriptions(args.data)
     notices = load_notices(args.data)
+    started = time.perf_counter()
     docs, labels, weights = training_set(code_texts, code_labels, notices)
     vec, clf = fit(docs, labels, weights)
+    words_seconds = time.perf_counter() - started
     from sklearn import __version__ as sklearn_version
+
+    from tender_pipeline.embed import build_embedder
+    from tender_pipeline.settings import Settings
+
+    # the embedding head: code descriptions, hint words and every notice's out-of-fold pipeline document
+    started = time.perf_counter()
+    documents = out_of_fold_documents(code_texts, code_labels, notices)
+    embedder = build_embedder(Settings(embed_backend="local", local_embedder="onnx", embed_threads=1))
+    hints = hint_words()
+    base = np.asarray(embedder.embed_documents(list(code_texts) + [w for w, _ in hints]), dtype=np.float32)
+    notice_x = np.asarray(embedder.embed_documents(documents), dtype=np.float32)
+    rows, emb_labels = [base], list(code_labels) + [c for _, c in hints]
+    emb_weights = [1.0] * len(code_texts) + [HINT_WEIGHT] * len(hints)
+    for r, x in zip(notices, notice_x, strict=True):  # each of its divisions, the notice's weight shared
+        divisions = divisions_of(r)
+        rows += [np.repeat(x[None], len(divisions), axis=0)]
+        emb_labels += divisions
+        emb_weights += [NOTICE_WEIGHT / len(divisions)] * len(divisions)
+    classes = [str(c) for c in clf.classes_]
+    emb_coef, emb_intercept = fit_embedding(np.vstack(rows), emb_labels, np.array(emb_weights), classes)
+    embedding_seconds = time.perf_counter() - started
+    n_uk = sum(map(is_uk, notices))
+    entry = {"embedder": embedder.model_id, "dim": int(base.shape[1]), "blend": "geometric",
+             "weight": EMBED_BLEND, "C": EMBED_C,
+             "trained_on": {"cpv_code_descriptions": len(code_texts), "hint_words": len(hints),
+                            "notices": len(notices), "uk_notices": n_uk, "other_notices": len(notices) - n_uk,
+                            "notice_rows": len(emb_labels) - len(code_texts) - len(hints)},
+             "coef": "int8 (dim, divisions); times coef_scale, one float32 per division",
+             "document": "documents.document_text of the offline enrichment, CPV codes hidden; a UK notice's "
+                         f"sector line from the words model of the {FOLDS}-fold cross-validation fold holding it "
+                         "out, the OCDS samples' from the first fold's",
+             "notice_weight": NOTICE_WEIGHT, "hint_weight": HINT_WEIGHT, "max_iter": EMBED_MAX_ITER}
 
     info = {"trained_on": {"cpv_code_descriptions": len(code_texts), "notices": len(notices)},
             "notice_weight": NOTICE_WEIGHT, "title_only_weight": TITLE_ONLY_WEIGHT, "hint_weight": HINT_WEIGHT,
@@ -214,7 +343,7 @@ def main() -> int:
             "min_df": MIN_DF, "alpha": ALPHA, "epochs": EPOCHS, "seed": SEED,
             "built_with": {"scikit-learn": sklearn_version, "numpy": np.__version__}}
     out = args.out if not args.check else Path(__import__("tempfile").mkdtemp(prefix="sector-model-"))
-    write_model(out, vec, clf, info)
+    write_model(out, vec, clf, info, (emb_coef, emb_intercept, entry))
     # the numpy runtime must reproduce the quantised model the figures are measured on; against
     # scikit-learn's float weights it is close, not equal (reported, not required)
     sample = [record_terms(r) for r in notices[:200]]
@@ -226,6 +355,20 @@ def main() -> int:
               "same_top1": same_top, "max_abs_diff_float": float(np.abs(ours - floats).max()),
               "same_top1_float": float(np.mean(ours.argmax(1) == floats.argmax(1))),
               "bytes": (out / WEIGHTS).stat().st_size}
+    # the runtime's blend with the shipped int8 embedding head against the LR's float weights, on the same
+    # 200 notices (their embedded out-of-fold documents)
+    with np.load(out / EMBEDDING, allow_pickle=False) as data:
+        shipped_coef = data["coef"].astype(np.float32) * data["coef_scale"].astype(np.float32)
+        shipped_intercept = data["intercept"].astype(np.float32)
+        assert [str(c) for c in data["classes"]] == list(SectorModel(out).codes)
+    p_int8 = blended(ours, notice_x[:200], shipped_coef, shipped_intercept)
+    p_float = blended(ours, notice_x[:200], emb_coef, emb_intercept)
+    report.update({"embedding_bytes": (out / EMBEDDING).stat().st_size,
+                   "embedding_same_top1_int8_vs_float": float(np.mean(p_int8.argmax(1) == p_float.argmax(1))),
+                   "embedding_max_abs_diff_int8_vs_float": float(np.abs(p_int8 - p_float).max()),
+                   "blend_top1_changed_vs_words": float(np.mean(p_int8.argmax(1) != ours.argmax(1))),
+                   "embedding_trained_on": entry["trained_on"],
+                   "seconds": {"words": round(words_seconds, 1), "embedding": round(embedding_seconds, 1)}})
     if args.check:
         shipped = json.loads((MODEL_DIR / MANIFEST).read_text("utf-8"))["sha256"]
         fresh = json.loads((out / MANIFEST).read_text("utf-8"))["sha256"]
