@@ -7,9 +7,12 @@ design is right as either; top-3 is right when any of the 3 guesses is one of it
 - ``old``: the division scorer the enricher used before the sector model (cosine of the notice's
   embedding to each division's label + hint words, plus a bonus per hint word present; no confidence,
   so it never says Unclassified);
-- ``new``: the sector model, cross-validated (5 folds over the notices; the 9,454 CPV code
+- ``new``: the sector model's words head, cross-validated (5 folds over the notices; the 9,454 CPV code
   descriptions and the OCDS samples in every fold's training set), Unclassified below
-  ``SECTOR_MIN_CONFIDENCE``.
+  ``SECTOR_MIN_CONFIDENCE``: what the enrich stage decides;
+- ``shipped``: the words head blended with the embedding head over the notice's embedded document, as the
+  embed stage decides it again (``enrich.refine``), cross-validated with the same folds and leak-free
+  documents (``bench/sector_embedding_probe.shipped_out_of_fold``; embeddings cached in ``--cache``).
 Printed as JSON: top-1 and top-3 division accuracy, coverage (share not Unclassified), accuracy on the
 covered share, top-1 counting Unclassified as wrong, the 10 most common confusions (true → predicted),
 a threshold sweep for the model, the same read from each notice's title alone (``new_title_only``: how a
@@ -82,6 +85,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=train.DEFAULT_DATA)
     parser.add_argument("--skip-old", action="store_true", help="only the sector model (the old scorer embeds)")
+    parser.add_argument("--cache", type=Path, default=None, help="embeddings and fold models of ``shipped``")
     args = parser.parse_args()
     if not (args.data / "uk_contracts_finder" / "notices.csv").is_file():
         print(json.dumps({"skipped": f"{args.data} is absent (../shared/data/real): no labelled notices"}))
@@ -107,6 +111,11 @@ def main() -> int:
     ranked = ranked_codes(probs, classes)
     confidence = probs.max(axis=1)
     out["new"] = {name: figures(truth, ranked, confidence, threshold) for name, truth in truths.items()}
+    from bench.sector_embedding_probe import DEFAULT_CACHE, shipped_out_of_fold
+
+    _, blended, blend_classes = shipped_out_of_fold(args.data, args.cache or DEFAULT_CACHE)
+    ranked_b = ranked_codes(blended, blend_classes)
+    out["shipped"] = {name: figures(truth, ranked_b, blended.max(axis=1), threshold) for name, truth in truths.items()}
     probs_t, _ = train.cross_validated(code_texts, code_labels, uk, always=others, title_only=True)
     out["new_title_only"] = {name: figures(truth, ranked_codes(probs_t, classes), probs_t.max(axis=1), threshold)
                              for name, truth in truths.items()}

@@ -175,6 +175,58 @@ def summary(truths, probs, classes, threshold) -> dict:
             for name, t in truths.items()}
 
 
+def shipped_out_of_fold(data: Path, cache: Path = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(words, words + embedding head) out-of-fold probabilities of the UK notices, and the columns' codes: the
+    shipped setting (variant b, C ``train.EMBED_C``, geometric ``train.EMBED_BLEND``, int8 weights as shipped),
+    with the same nested, leak-free documents as ``main``. For ``bench/enrich_quality.py``."""
+    from sklearn.model_selection import KFold
+
+    from tender_pipeline.embed import build_embedder
+
+    settings = Settings(embed_backend="local", local_embedder="onnx", embed_threads=1)
+    code_texts, code_labels = train.load_code_descriptions(data)
+    everything = train.load_notices(data)
+    uk = [r for r in everything if r.source == "uk-contracts-finder" and r.tender_id.startswith("uk-cf:")]
+    others = [r for r in everything if r not in uk]
+    folds = list(KFold(train.FOLDS, shuffle=True, random_state=train.SEED).split(uk))
+    needed = [(k,) for k in range(len(folds))] + list(itertools.combinations(range(len(folds)), 2))
+    models = words_models(code_texts, code_labels, uk, others, folds, cache, needed)
+    classes = models["classes"]
+    fold_of = np.empty(len(uk), dtype=int)
+    for k, (_, test) in enumerate(folds):
+        fold_of[test] = k
+    p_words = np.zeros((len(uk), len(classes)), dtype=np.float32)
+    p_blend = np.zeros_like(p_words)
+    embed = EmbeddingCache(cache / "vectors.npz", build_embedder(settings))
+    hints = train.hint_words()
+    base_x = embed(list(code_texts) + [w for w, _ in hints])
+    base_y = list(code_labels) + [c for _, c in hints]
+    base_w = np.array([1.0] * len(code_texts) + [train.HINT_WEIGHT] * len(hints))
+    for k, (train_idx, test_idx) in enumerate(folds):
+        m = models[str(k)]
+        p_words[m["held"]] = np.array(m["probs"], dtype=np.float32)
+
+        def doc_of(i: int, k: int = k) -> str:  # notice i (fold j != k) read by the model without folds j, k
+            pair = models[",".join(map(str, sorted((int(fold_of[i]), k))))]
+            return pair["documents"][pair["held"].index(i)]
+
+        xs, ys, ws = [base_x], list(base_y), [base_w]
+        notice_x = embed([doc_of(int(i)) for i in train_idx] + m["others_documents"])
+        for r, x in zip([uk[i] for i in train_idx] + list(others), notice_x, strict=True):
+            divisions = train.divisions_of(r)
+            for d in divisions:
+                xs.append(x[None])
+                ys.append(d)
+                ws.append(np.array([train.NOTICE_WEIGHT / len(divisions)]))
+        coef, bias = fit_embedding_lr(np.vstack(xs), ys, np.concatenate(ws), train.EMBED_C, classes)
+        q, scale = train.quantise(coef)
+        test_x = embed([m["documents"][m["held"].index(int(i))] for i in test_idx])
+        head = softmax(test_x @ (q.astype(np.float32) * scale) + bias)
+        p_blend[test_idx] = blend(p_words[test_idx], head, train.EMBED_BLEND, "geometric")
+    embed.save()
+    return p_words, p_blend, classes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=train.DEFAULT_DATA)

@@ -22,6 +22,7 @@ from search_api.alerts.evaluate import BatchSearch
 from search_api.main import create_app
 from search_api.settings import ApiSettings
 from tender_pipeline import pipeline, staging, store
+from tender_pipeline.enrich.refine import REFINED
 from tender_pipeline.lexical import open_index
 from tender_pipeline.settings import Settings
 from tests import stored
@@ -73,6 +74,10 @@ def ingest(settings: Settings, base: Path, run_id: str, notices: list[tuple]) ->
         row["enrichment"].update(sector=label, sector_code=code, sector_confidence=confidence)
     staging.write_jsonl(path, iter(rows))
     pipeline.embed(settings, run)
+    rows = list(staging.read_jsonl(path))
+    for row in rows:  # the sector as set above, not as the embed stage decides it again from the vector
+        row.pop(REFINED, None)
+    staging.write_jsonl(path, iter(rows))
     return pipeline.upsert(settings, run)
 
 

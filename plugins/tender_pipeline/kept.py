@@ -44,6 +44,7 @@ import numpy as np
 
 from tender_pipeline import identity, staging, store
 from tender_pipeline.documents import document_text
+from tender_pipeline.enrich import refine
 from tender_pipeline.lexical.cards import card_extras
 from tender_pipeline.models import EnrichedTender
 from tender_pipeline.money import Reporter
@@ -74,7 +75,7 @@ def notice_payload(row: dict[str, Any], when: datetime, reporter: Reporter | Non
     lexical index's, with the published description and the sector's code and confidence (``lexical.cards``)."""
     if "meta" in row:  # a stored notice (a part rebuilt from the stores)
         return row["tender_id"], dict(row["meta"]), row["text"]
-    item = item or EnrichedTender.model_validate(row)
+    item = refine.apply(item or EnrichedTender.model_validate(row), row)  # the sector the embed stage decided
     meta = identity.with_versions(store.to_metadata(item, when, reporter), row) | card_extras(item)
     return item.record.tender_id, meta, document_text(item)
 

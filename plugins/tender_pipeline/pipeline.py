@@ -27,7 +27,8 @@ from tqdm import tqdm
 from tender_pipeline import identity, kept, lexical, slots, sources, staging, store
 from tender_pipeline.documents import document_text
 from tender_pipeline.embed import get_embedder
-from tender_pipeline.enrich import build_enricher
+from tender_pipeline.enrich import build_enricher, refine
+from tender_pipeline.enrich.refine import SectorRefiner
 from tender_pipeline.models import EnrichedTender, TenderRecord
 from tender_pipeline.money import Reporter
 from tender_pipeline.ocds import api as ocds_api
@@ -261,22 +262,40 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
 
 # --------------------------------------------------------------------------- embed
 def embed(settings: Settings, run_dir: str) -> str:
-    """Embed the enriched records' document text in batches into embeddings.npy."""
+    """Embed the enriched records' document text in batches into embeddings.npy; with the local embedder, the
+    offline sector is decided again from words and vector (``enrich.refine``) and written into each row."""
     run = staging.location(run_dir)
     lower_priority(settings)
     with _stage(run, "embed") as stats:
         embedder = get_embedder(settings)
+        refiner = SectorRefiner.for_embedder(settings, embedder.model_id, embedder.dim)
         total = int(staging.read_json(run / "enrich.json").get("enriched", 0))
-        # each chunk's vectors go straight to the file: neither records nor all the vectors are held at once
-        with _bar(total, "embed") as bar, \
-                staging.npy_writer(run / "embeddings.npy", total, embedder.dim) as add:
-            for chunk in _chunks((document_text(EnrichedTender.model_validate(row))
-                                  for row in staging.read_jsonl(run / "enriched.jsonl")), EMBED_CHUNK):
-                add(embedder.embed_documents(chunk))
-                bar.update(len(chunk))
+        changed = Counter[str]()
+
+        def embedded_rows() -> Iterator[dict[str, Any]]:
+            """Each chunk's vectors go straight to the file (neither the records nor all the vectors are held
+            at once) and its rows are written back with the sector decided from them."""
+            with _bar(total, "embed") as bar, \
+                    staging.npy_writer(run / "embeddings.npy", total, embedder.dim) as add:
+                for rows in _chunks(staging.read_jsonl(run / "enriched.jsonl"), EMBED_CHUNK):
+                    items = [EnrichedTender.model_validate(row) for row in rows]
+                    vectors = embedder.embed_documents([document_text(item) for item in items])
+                    add(vectors)
+                    decided = refiner.decide(items, np.asarray(vectors)) if refiner else [None] * len(rows)
+                    for row, item, fields in zip(rows, items, decided, strict=True):
+                        row.pop(refine.REFINED, None)  # a rerun decides again, from the same vector
+                        if fields is not None:
+                            row[refine.REFINED] = fields
+                            changed["refined"] += 1
+                            changed["moved"] += fields["sector_code"] != item.enrichment.sector_code
+                        yield row
+                    bar.update(len(rows))
+
+        staging.write_jsonl(run / "enriched.jsonl", embedded_rows())  # atomic: readers see old or new rows
         usage = getattr(embedder, "usage", None)
         stats.update(embedded=total, model=embedder.model_id, dim=embedder.dim,
-                     usage=usage() if callable(usage) else {})
+                     usage=usage() if callable(usage) else {},
+                     sectors_refined=changed["refined"], sectors_moved=changed["moved"])
     return run_dir
 
 

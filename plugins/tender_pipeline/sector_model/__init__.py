@@ -8,6 +8,14 @@ division, so the file stays well under the repository's 2 MB limit) and
 The weights are dequantised once on load; inference is a TF-IDF row times the
 weights, one sigmoid per division, normalised to sum to 1: deterministic, well
 under a millisecond a notice, no network.
+
+An optional second head, ``embedding.npz`` (listed under ``"embedding"`` in the
+manifest), reads the vector the pipeline already computes for a notice's
+document: a softmax regression over the local embedder's space whose
+probabilities are blended geometrically with the words model's (``blend``). It
+adds what the words miss (a notice that names its items in words the training
+data never used) for one small matmul a notice, and is used only with the
+embedder it was trained on (``SectorRefiner``).
 """
 
 from __future__ import annotations
@@ -65,6 +73,14 @@ class SectorModel:
             self._bias = data["intercept"].astype(np.float32)
             self.codes: tuple[str, ...] = tuple(str(c) for c in data["classes"])
         self._index = {t: i for i, t in enumerate(vocabulary)}
+        self.embedding: dict = dict(self.manifest.get("embedding") or {})  # the second head's facts, if shipped
+        self._head: tuple[np.ndarray, np.ndarray] | None = None
+        if self.embedding:
+            with np.load(model_dir / self.embedding["weights"], allow_pickle=False) as data:
+                if tuple(str(c) for c in data["classes"]) != self.codes:
+                    raise SectorModelError(f"{self.embedding['weights']} lists other divisions than the words model")
+                self._head = (data["coef"].astype(np.float32) * data["coef_scale"].astype(np.float32),
+                              data["intercept"].astype(np.float32))
 
     def probabilities(self, term_lists: list[list[str]]) -> np.ndarray:
         """(texts, divisions) probabilities, columns in ``self.codes`` order."""
@@ -82,11 +98,31 @@ class SectorModel:
             out[row] = p / p.sum()
         return out
 
-    def guess(self, term_lists: list[list[str]], top: int = 3) -> list[SectorGuess]:
-        probs = self.probabilities(term_lists)
+    def embedding_probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        """(notices, divisions) probabilities of the embedding head: a softmax over the divisions."""
+        if self._head is None:
+            raise SectorModelError("this sector model ships no embedding head")
+        weights, bias = self._head
+        z = np.asarray(vectors, dtype=np.float32) @ weights + bias
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def blend(self, words: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """The words model's probabilities combined with the embedding head's: a weighted geometric mean,
+        renormalised (each head can veto a division the other favours; a linear mix cannot)."""
+        w = float(self.embedding.get("weight", 0.5))
+        g = np.exp((1 - w) * np.log(words + 1e-9) + w * np.log(self.embedding_probabilities(vectors) + 1e-9))
+        return g / g.sum(axis=1, keepdims=True)
+
+    def ranked(self, probs: np.ndarray, top: int = 3) -> list[SectorGuess]:
+        """The ``top`` divisions of each row of ``probs``, most likely first."""
         order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
         return [SectorGuess(tuple(self.codes[k] for k in row), tuple(round(float(p[k]), 4) for k in row))
                 for p, row in zip(probs, order, strict=True)]
+
+    def guess(self, term_lists: list[list[str]], top: int = 3) -> list[SectorGuess]:
+        return self.ranked(self.probabilities(term_lists), top)
 
     def guess_records(self, records: list[TenderRecord], top: int = 3) -> list[SectorGuess]:
         return self.guess([record_terms(r) for r in records], top)
