@@ -132,7 +132,7 @@ def test_the_embed_stage_decides_the_sector_and_upsert_and_rebuilds_store_it(set
     pipeline.embed(settings, run)  # a retry decides the same from the same vectors
     assert path.read_bytes() == first
     summary = pipeline.upsert(settings, run)
-    assert summary["upserted"] == 6
+    assert summary["upserted"] == 6 and summary["sectors_refined"] == 5
     cards = stored.cards(settings)
     for tid, row in rows.items():
         want = row.get(REFINED) or row["enrichment"]
