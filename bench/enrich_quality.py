@@ -116,6 +116,9 @@ def main() -> int:
     _, blended, blend_classes = shipped_out_of_fold(args.data, args.cache or DEFAULT_CACHE)
     ranked_b = ranked_codes(blended, blend_classes)
     out["shipped"] = {name: figures(truth, ranked_b, blended.max(axis=1), threshold) for name, truth in truths.items()}
+    out["shipped_sweep"] = {name: [{k: v for k, v in figures(truth, ranked_b, blended.max(axis=1), t).items()
+                                    if k != "confusions"} | {"threshold": t} for t in SWEEP]
+                            for name, truth in truths.items()}
     probs_t, _ = train.cross_validated(code_texts, code_labels, uk, always=others, title_only=True)
     out["new_title_only"] = {name: figures(truth, ranked_codes(probs_t, classes), probs_t.max(axis=1), threshold)
                              for name, truth in truths.items()}

@@ -144,4 +144,24 @@ def test_the_embed_stage_decides_the_sector_and_upsert_and_rebuilds_store_it(set
     replayed = {tid: meta for ids, metas, _, _ in kept.live_notices(settings)
                 for tid, meta in zip(ids, metas, strict=True)}
     for tid in rows:
-        assert replayed[tid]["sector_code"] == cards[tid]["sector_code"], tid
+        for key in ("sector", "sector_code", "sector_confidence"):
+            assert replayed[tid][key] == cards[tid][key], (tid, key)
+
+
+def test_upsert_refuses_rows_the_enrich_stage_wrote_again_after_embed(settings, tmp_path):
+    """Enrich rerun alone rewrites enriched.jsonl without the embed stage's sectors: upsert must not store
+    the enrich stage's guesses silently; after embed runs again it goes through."""
+    run = pipeline.fetch(settings, "refine-2", source=str(write_batch(tmp_path / "batch.csv")))
+    pipeline.validate(settings, run)
+    pipeline.enrich(settings, run)
+    pipeline.embed(settings, run)
+    pipeline.enrich(settings, run)
+    assert not any(REFINED in r for r in staging.read_jsonl(staging.location(run) / "enriched.jsonl"))
+    with pytest.raises(RuntimeError, match="rerun embed"):
+        pipeline.upsert(settings, run)
+    assert not stored.cards(settings)
+    pipeline.embed(settings, run)
+    assert pipeline.upsert(settings, run)["upserted"] == 6
+    assert stored.cards(settings)["R-4"]["sector_code"] == next(
+        r for r in staging.read_jsonl(staging.location(run) / "enriched.jsonl")
+        if r["record"]["tender_id"] == "R-4")[REFINED]["sector_code"]

@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -251,6 +252,7 @@ def enrich(settings: Settings, run_dir: str, *, force: bool = False) -> str:
 
         written = staging.write_jsonl(run / "enriched.jsonl", enriched_rows())
         stats.update(
+            written_id=uuid.uuid4().hex,  # which write of enriched.jsonl the embed stage read (``upsert`` checks)
             candidates=len(records), unchanged=len(records) - len(todo), stale=len(stale), enriched=written,
             backend=enricher.name, usage=enricher.usage(),
             sources=dict(sources),
@@ -269,7 +271,8 @@ def embed(settings: Settings, run_dir: str) -> str:
     with _stage(run, "embed") as stats:
         embedder = get_embedder(settings)
         refiner = SectorRefiner.for_embedder(settings, embedder.model_id, embedder.dim)
-        total = int(staging.read_json(run / "enrich.json").get("enriched", 0))
+        enriched = staging.read_json(run / "enrich.json")
+        total = int(enriched.get("enriched", 0))
         changed = Counter[str]()
 
         def embedded_rows() -> Iterator[dict[str, Any]]:
@@ -293,7 +296,7 @@ def embed(settings: Settings, run_dir: str) -> str:
 
         staging.write_jsonl(run / "enriched.jsonl", embedded_rows())  # atomic: readers see old or new rows
         usage = getattr(embedder, "usage", None)
-        stats.update(embedded=total, model=embedder.model_id, dim=embedder.dim,
+        stats.update(embedded=total, model=embedder.model_id, dim=embedder.dim, enriched_id=enriched.get("written_id"),
                      usage=usage() if callable(usage) else {},
                      sectors_refined=changed["refined"], sectors_moved=changed["moved"])
     return run_dir
@@ -316,6 +319,9 @@ def upsert(settings: Settings, run_dir: str) -> dict[str, Any]:
     run = staging.location(run_dir)
     with _stage(run, "upsert") as stats, staging.open_npy(run / "embeddings.npy") as vectors:  # rows read per chunk
         enriched = staging.read_json(run / "enrich.json")
+        if staging.read_json(run / "embed.json").get("enriched_id") != enriched.get("written_id"):
+            raise RuntimeError("enriched.jsonl was written again after the embed stage (enrich rerun alone): "
+                               "rerun embed, which embeds the rows and decides their sectors")
         if len(vectors) != enriched.get("enriched", len(vectors)):
             raise RuntimeError(f"{enriched['enriched']} enriched records but {len(vectors)} vectors; rerun embed")
         reporter = Reporter.from_settings(settings)  # a bad REPORT_RATES_PATH fails here, before any write

@@ -158,9 +158,10 @@ class Settings(BaseSettings):
     sector_min_confidence: float = Field(
         0.2, ge=0.0, le=1.0,
         description="Below this confidence (0 to 1) a notice's sector is `Unclassified` (empty `sector_code`), "
-        "from either enricher. 0.2 classifies 93 % of the UK notices of bench/enrich_quality.py, 78 % of them "
-        "in one of their CPV divisions (69 % in the first code's): below 0.2 the offline model's guesses are "
-        "mostly wrong. A higher value labels fewer notices, more of them right (0.3: 79 %, of them 83 %).")
+        "from either enricher. With the offline model (words and embedding heads) 0.2 classifies 96 % of the UK "
+        "notices of bench/enrich_quality.py, 79 % of them in one of their CPV divisions (69 % in the first "
+        "code's): below 0.2 its guesses are mostly wrong. A higher value labels fewer notices, more of them "
+        "right (0.3: 87 %, of them 82 %).")
     local_embedder: LocalEmbedderKind = Field(
         "onnx",
         description="Engine of the local embedder: `onnx` (ONNX Runtime, int8, no torch) or `torch` "

@@ -25,6 +25,7 @@ from tender_pipeline.sector_model.features import record_terms
 from tender_pipeline.taxonomy import Taxonomy, load_taxonomy
 
 REFINED = "sector_refined"  # the staged row's key: the Enrichment fields the embedding changed
+OFFLINE_SOURCES = ("local", "fallback")  # enrichments whose sector is the offline words model's guess
 
 
 class SectorRefiner:
@@ -46,8 +47,9 @@ class SectorRefiner:
         return cls(load_taxonomy(settings.taxonomy_path), settings.sector_min_confidence, model)
 
     def applies(self, item: EnrichedTender) -> bool:
-        """Only the offline enricher's guesses: a CPV code decides its own sector, Gemini answers for itself."""
-        return (item.enrichment.enrichment_source == "local"
+        """Only the offline enricher's guesses (its own, or standing in for Gemini after a failure): a CPV code
+        decides its own sector, and Gemini answers for itself."""
+        return (item.enrichment.enrichment_source in OFFLINE_SOURCES
                 and self.taxonomy.division_of_record(item.record.cpv_codes) is None)
 
     def decide(self, items: list[EnrichedTender], vectors: np.ndarray) -> list[dict[str, Any] | None]:
