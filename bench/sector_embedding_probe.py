@@ -130,23 +130,17 @@ def words_models(code_texts, code_labels, uk, others, folds, cache: Path, needed
     return out
 
 
-def fit_embedding_lr(x: np.ndarray, y: list[str], w: np.ndarray, c: float, classes: list[str]):
-    """Multinomial logistic regression; returns (weights (dim, classes), bias) in ``classes`` order."""
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression(C=c, max_iter=2000)
-    clf.fit(x, y, sample_weight=w)
-    cols = np.searchsorted(classes, clf.classes_)
-    coef = np.zeros((x.shape[1], len(classes)), dtype=np.float32)
-    bias = np.full(len(classes), -1e4, dtype=np.float32)  # a class never seen is never predicted
-    coef[:, cols], bias[cols] = clf.coef_.T, clf.intercept_
-    return coef, bias
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def notice_rows(base: tuple[np.ndarray, list[str], np.ndarray], records, vectors: np.ndarray):
+    """The embedding head's training rows: the code descriptions and hint words (``base``), then each notice
+    once per division of its codes, its weight shared between them (as ``train.training_set``)."""
+    xs, ys, ws = [base[0]], list(base[1]), [base[2]]
+    for r, x in zip(records, vectors, strict=True):
+        divisions = train.divisions_of(r)
+        for d in divisions:
+            xs.append(x[None])
+            ys.append(d)
+            ws.append(np.array([train.NOTICE_WEIGHT / len(divisions)]))
+    return np.vstack(xs), ys, np.concatenate(ws)
 
 
 def blend(p_words: np.ndarray, p_emb: np.ndarray, weight: float, kind: str) -> np.ndarray:
@@ -210,18 +204,12 @@ def shipped_out_of_fold(data: Path, cache: Path = DEFAULT_CACHE) -> tuple[np.nda
             pair = models[",".join(map(str, sorted((int(fold_of[i]), k))))]
             return pair["documents"][pair["held"].index(i)]
 
-        xs, ys, ws = [base_x], list(base_y), [base_w]
         notice_x = embed([doc_of(int(i)) for i in train_idx] + m["others_documents"])
-        for r, x in zip([uk[i] for i in train_idx] + list(others), notice_x, strict=True):
-            divisions = train.divisions_of(r)
-            for d in divisions:
-                xs.append(x[None])
-                ys.append(d)
-                ws.append(np.array([train.NOTICE_WEIGHT / len(divisions)]))
-        coef, bias = fit_embedding_lr(np.vstack(xs), ys, np.concatenate(ws), train.EMBED_C, classes)
+        coef, bias = train.fit_embedding(*notice_rows((base_x, base_y, base_w), [uk[i] for i in train_idx] + list(
+            others), notice_x), classes)
         q, scale = train.quantise(coef)
         test_x = embed([m["documents"][m["held"].index(int(i))] for i in test_idx])
-        head = softmax(test_x @ (q.astype(np.float32) * scale) + bias)
+        head = train.softmax(test_x @ (q.astype(np.float32) * scale) + bias)
         p_blend[test_idx] = blend(p_words[test_idx], head, train.EMBED_BLEND, "geometric")
     embed.save()
     return p_words, p_blend, classes
@@ -291,25 +279,19 @@ def main() -> int:
         for c in C_VALUES:
             p_emb = np.zeros((n, n_classes), dtype=np.float32)
             for k, (train_idx, test_idx) in enumerate(folds):
-                xs, ys, ws = [base_x], list(base_y), [base_w]
                 if variant == "a_text":
                     notice_x = np.vstack([text_x[train_idx], others_text_x])
                 else:
                     docs = [train_doc(int(i), k) for i in train_idx] + models[str(k)]["others_documents"]
                     notice_x = embed(docs)
-                for r, x in zip([uk[i] for i in train_idx] + list(others), notice_x, strict=True):
-                    divisions = train.divisions_of(r)
-                    for d in divisions:
-                        xs.append(x[None])
-                        ys.append(d)
-                        ws.append(np.array([train.NOTICE_WEIGHT / len(divisions)]))
-                coef, bias = fit_embedding_lr(np.vstack(xs), ys, np.concatenate(ws), c, classes)
+                coef, bias = train.fit_embedding(*notice_rows((base_x, base_y, base_w), [uk[i] for i in train_idx]
+                                                              + list(others), notice_x), classes, c)
                 test_x = text_x[test_idx] if variant == "a_text" else doc_x[test_idx]
-                p_emb[test_idx] = softmax(test_x @ coef + bias)
+                p_emb[test_idx] = train.softmax(test_x @ coef + bias)
                 if not lr_ms:  # the LR's cost per notice: one row's matmul + softmax, median
                     for row in test_x[:200]:
                         started = time.perf_counter()
-                        softmax(row[None] @ coef + bias)
+                        train.softmax(row[None] @ coef + bias)
                         lr_ms.append(1000 * (time.perf_counter() - started))
             lr_probs[variant][c] = p_emb
             res = {"embedding_alone": summary(truths, p_emb, classes, threshold)}

@@ -236,12 +236,13 @@ def out_of_fold_documents(code_texts: list[str], code_labels: list[str], notices
     return documents
 
 
-def fit_embedding(vectors: np.ndarray, labels: list[str], weights: np.ndarray, classes: list[str]):
+def fit_embedding(vectors: np.ndarray, labels: list[str], weights: np.ndarray, classes: list[str],
+                  c: float = EMBED_C):
     """Multinomial logistic regression over unit embeddings: (coef (dim, classes), intercept) in
     ``classes`` order (the words model's); a division it never saw gets weight 0, intercept -1e4."""
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=EMBED_C, max_iter=EMBED_MAX_ITER)
+    lr = LogisticRegression(C=c, max_iter=EMBED_MAX_ITER)
     lr.fit(vectors, labels, sample_weight=weights)
     cols = [list(classes).index(c) for c in lr.classes_]
     coef = np.zeros((vectors.shape[1], len(classes)), dtype=np.float32)
