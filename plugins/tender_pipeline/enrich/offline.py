@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from tender_pipeline.models import UNCLASSIFIED, Enrichment, TenderRecord
-from tender_pipeline.sector_model import SectorModel, get_sector_model
+from tender_pipeline.sector_model import SectorGuess, SectorModel, get_sector_model
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Division, Taxonomy, load_taxonomy
 
@@ -67,6 +67,19 @@ class SectorCall:
     confidence: float
     guess: Division | None  # the model's best division even when not confident (for the procurement type)
 
+    @classmethod
+    def of(cls, taxonomy: Taxonomy, guess: SectorGuess, min_confidence: float) -> SectorCall:
+        """The model's best division, kept only when it is one of the taxonomy's and sure enough."""
+        division = taxonomy.divisions.get(guess.code)
+        sure = division is not None and guess.confidence >= min_confidence
+        return cls(division if sure else None, guess.confidence, division)
+
+    def fields(self) -> dict[str, str | float]:
+        """The Enrichment's sector fields for this call (Unclassified without a division)."""
+        return {"sector": self.division.label if self.division else UNCLASSIFIED,
+                "sector_code": self.division.code if self.division else "",
+                "sector_confidence": round(min(max(self.confidence, 0.0), 1.0), 4)}
+
 
 class OfflineEnricher:
     """Deterministic enricher: same record in, same enrichment out."""
@@ -108,9 +121,7 @@ class OfflineEnricher:
             calls.append(SectorCall(found, 1.0, found) if found else None)
         missing = [i for i, c in enumerate(calls) if c is None]
         for i, guess in zip(missing, self.model.guess_records([records[i] for i in missing], top=1), strict=True):
-            division = self.taxonomy.divisions.get(guess.code)
-            sure = division is not None and guess.confidence >= self.min_confidence
-            calls[i] = SectorCall(division if sure else None, guess.confidence, division)
+            calls[i] = SectorCall.of(self.taxonomy, guess, self.min_confidence)
         return [c for c in calls if c is not None]
 
     # --- enrichment -----------------------------------------------------
@@ -126,10 +137,8 @@ class OfflineEnricher:
         return Enrichment(
             tender_id=record.tender_id,
             summary=summarize(record, procurement_type),
-            sector=division.label if division else UNCLASSIFIED,
+            **call.fields(),
             subsector=subsector,
-            sector_code=division.code if division else "",
-            sector_confidence=round(min(max(call.confidence, 0.0), 1.0), 4),
             procurement_type=procurement_type,
             keywords=keywords(record),
             is_corrigendum=bool(CORRIGENDUM.search(text)),

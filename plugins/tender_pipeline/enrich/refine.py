@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from tender_pipeline.models import UNCLASSIFIED, EnrichedTender
+from tender_pipeline.enrich.offline import SectorCall
+from tender_pipeline.models import EnrichedTender
 from tender_pipeline.sector_model import SectorModel, get_sector_model
 from tender_pipeline.sector_model.features import record_terms
 from tender_pipeline.taxonomy import Taxonomy, load_taxonomy
@@ -60,12 +61,8 @@ class SectorRefiner:
             return out
         words = self.model.probabilities([record_terms(items[i].record) for i in todo])
         guesses = self.model.ranked(self.model.blend(words, np.asarray(vectors)[todo]), top=1)
-        for i, guess in zip(todo, guesses, strict=True):
-            division = self.taxonomy.divisions.get(guess.code)
-            sure = division is not None and guess.confidence >= self.min_confidence
-            out[i] = {"sector": division.label if sure and division else UNCLASSIFIED,
-                      "sector_code": division.code if sure and division else "",
-                      "subsector": "", "sector_confidence": round(min(max(guess.confidence, 0.0), 1.0), 4)}
+        for i, guess in zip(todo, guesses, strict=True):  # the enrich stage's rule, on the blended guess
+            out[i] = {**SectorCall.of(self.taxonomy, guess, self.min_confidence).fields(), "subsector": ""}
         return out
 
 
