@@ -47,6 +47,15 @@ def recover_command(settings: Settings, what: str, monkeypatch) -> int:
         get_settings.cache_clear()
 
 
+def lose(folder: str | Path) -> None:
+    """The disk under ``folder`` is gone. Moved aside first, then deleted: this process still holds the index
+    open, and tantivy's reload thread may create a lock file in the folder while ``rmtree`` empties it."""
+    folder = Path(folder)
+    aside = folder.with_name(f"{folder.name}.lost")
+    folder.rename(aside)
+    shutil.rmtree(aside)
+
+
 def searchable(settings: Settings, expected: dict[str, dict]) -> None:
     """Every notice found by its title and its reference, and its page shows the same fields."""
     api = ApiSettings(**settings.model_dump(include={"chroma_host", "chroma_port", "tender_collection",
@@ -63,7 +72,7 @@ def searchable(settings: Settings, expected: dict[str, dict]) -> None:
 
 
 def test_lost_lexical_disk_comes_back_from_staging_with_the_command(world, live, monkeypatch, capsys):  # noqa: F811
-    shutil.rmtree(world.lexical_dir)
+    lose(world.lexical_dir)
     assert recover_command(world, "lexical", monkeypatch) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["from"].startswith("staging") and got["notices"] == 4 and got["missing_from_lexical"] == 0
@@ -86,7 +95,7 @@ def test_lost_lexical_disk_comes_back_from_its_published_copy(chroma, tmp_path, 
         batch.write_text("tender_id,title,closing_date\nP1,Water pumps,2031-01-01\nP2,School desks,2031-02-01\n")
         pipeline.run_all(settings, "published-1", source=str(batch))
         before = cards(settings)
-        shutil.rmtree(settings.lexical_dir)
+        lose(settings.lexical_dir)
         shutil.rmtree(settings.staging_uri)  # not used: the published copy is
         got = recover.lexical(settings)
     finally:
@@ -116,7 +125,7 @@ def test_lost_staging_disk_comes_back_from_the_stores_and_the_incoming_folder(wo
     assert pipeline.run_all(world, "manual__first-again", interval=FIRST)["upserted"] == 0
 
     # and staging can rebuild the other disk: the lexical index from the recovered part, same cards
-    shutil.rmtree(world.lexical_dir)
+    lose(world.lexical_dir)
     assert recover.lexical(world, today=TODAY)["notices"] == 4
     assert cards(world) == live
     searchable(world, live)
