@@ -74,6 +74,23 @@ def test_the_refiner_decides_only_offline_guesses_without_cpv_codes():
     assert apply(items[0], {}) is items[0]
 
 
+def test_the_procurement_type_and_summary_follow_the_decided_sector_unless_the_source_states_one():
+    taxonomy = load_taxonomy()
+    title = "Supply of laptops and desktop computers"
+    guessed, stated = (item(tid, title, "Laptops, monitors and docking stations.") for tid in ("guessed", "stated"))
+    stated = stated.model_copy(update={"record": stated.record.model_copy(update={"category": "Works"})})
+    for it in (guessed, stated):  # the enrich stage had taken it for works
+        it.enrichment.procurement_type, it.enrichment.summary = "Works", f"Works: {title}"
+    vectors = np.asarray(get_embedder(Settings(embed_backend="local")).embed_documents([title, title]))
+    ours, theirs = SectorRefiner(taxonomy, 0.2).decide([guessed, stated], vectors)
+    assert ours is not None and theirs is not None and ours["sector_code"] == theirs["sector_code"] == "30"
+    expected = taxonomy.divisions["30"].procurement_type
+    assert expected != "Works"
+    assert ours["procurement_type"] == expected and ours["summary"].startswith(f"{expected}: ")
+    assert theirs["procurement_type"] == "Works" and theirs["summary"].startswith("Works: ")  # the source's word
+    card = apply(guessed, {REFINED: ours}).enrichment
+    assert (card.sector_code, card.procurement_type) == ("30", expected)
+
 def test_only_vectors_of_the_embedder_the_head_was_trained_on_are_read():
     settings = Settings()
     assert SectorRefiner.for_embedder(settings, ONNX_ID, 384) is not None

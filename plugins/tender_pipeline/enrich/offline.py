@@ -132,18 +132,23 @@ class OfflineEnricher:
         division = call.division
         cpv = next((c for c in record.cpv_codes if division and c.startswith(division.code)), "")
         subsector = self.taxonomy.subsector_of(cpv) if cpv else ""
-        procurement_type = _explicit_type(record) or (call.guess.procurement_type if call.guess else "Services")
         text = " ".join((record.title, record.notice_type, record.description[:400]))
         return Enrichment(
             tender_id=record.tender_id,
-            summary=summarize(record, procurement_type),
             **call.fields(),
+            **typed(record, call),
             subsector=subsector,
-            procurement_type=procurement_type,
             keywords=keywords(record),
             is_corrigendum=bool(CORRIGENDUM.search(text)),
             enrichment_source="local",
         )
+
+
+def typed(record: TenderRecord, call: SectorCall) -> dict[str, str]:
+    """The procurement type (the source's own, else the guessed division's) and the summary line naming it:
+    decided with the sector, so a sector decided again (``enrich.refine``) brings its type along."""
+    procurement_type = _explicit_type(record) or (call.guess.procurement_type if call.guess else "Services")
+    return {"procurement_type": procurement_type, "summary": summarize(record, procurement_type)}
 
 
 def summarize(record: TenderRecord, procurement_type: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tender_pipeline.enrich.offline import SectorCall
+from tender_pipeline.enrich.offline import SectorCall, typed
 from tender_pipeline.models import EnrichedTender
 from tender_pipeline.sector_model import SectorModel, get_sector_model
 from tender_pipeline.sector_model.features import record_terms
@@ -62,7 +62,8 @@ class SectorRefiner:
         words = self.model.probabilities([record_terms(items[i].record) for i in todo])
         guesses = self.model.ranked(self.model.blend(words, np.asarray(vectors)[todo]), top=1)
         for i, guess in zip(todo, guesses, strict=True):  # the enrich stage's rule, on the blended guess
-            out[i] = {**SectorCall.of(self.taxonomy, guess, self.min_confidence).fields(), "subsector": ""}
+            call = SectorCall.of(self.taxonomy, guess, self.min_confidence)
+            out[i] = {**call.fields(), "subsector": "", **typed(items[i].record, call)}
         return out
 
 
