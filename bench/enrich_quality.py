@@ -9,14 +9,16 @@ design is right as either; top-3 is right when any of the 3 guesses is one of it
   so it never says Unclassified);
 - ``new``: the sector model's words head, cross-validated (5 folds over the notices; the 9,454 CPV code
   descriptions and the OCDS samples in every fold's training set), Unclassified below
-  ``SECTOR_MIN_CONFIDENCE``: what the enrich stage decides;
+  ``SECTOR_MIN_CONFIDENCE``, weighed by the procurement type the notice states as the enrich stage weighs
+  it (``SectorModel.given_types``): what the enrich stage decides;
 - ``shipped``: the words head blended with the embedding head over the notice's embedded document, as the
   embed stage decides it again (``enrich.refine``), cross-validated with the same folds and leak-free
   documents (``bench/sector_embedding_probe.shipped_out_of_fold``; embeddings cached in ``--cache``).
 Printed as JSON: top-1 and top-3 division accuracy, coverage (share not Unclassified), accuracy on the
 covered share, top-1 counting Unclassified as wrong, the 10 most common confusions (true → predicted),
 a threshold sweep for the model, the same read from each notice's title alone (``new_title_only``: how a
-source that publishes only short titles fares), and the model's milliseconds per notice. Without the data folder it
+source that publishes only short titles, and no category, fares), and the enrich stage's sector decision's
+milliseconds per notice. Without the data folder it
 says so and exits 0.
 
     .venv/bin/python bench/enrich_quality.py
@@ -107,11 +109,13 @@ def main() -> int:
     if not args.skip_old:
         ranked = old_method(hidden)
         out["old"] = {name: figures(truth, ranked, np.ones(len(uk)), 0.0) for name, truth in truths.items()}
+    from bench.sector_embedding_probe import DEFAULT_CACHE, shipped_out_of_fold, stated_types
+
     probs, classes = train.cross_validated(code_texts, code_labels, uk, always=others)
+    probs = stated_types(uk, probs, classes)  # as the enrich stage reads them (``SectorModel.given_types``)
     ranked = ranked_codes(probs, classes)
     confidence = probs.max(axis=1)
     out["new"] = {name: figures(truth, ranked, confidence, threshold) for name, truth in truths.items()}
-    from bench.sector_embedding_probe import DEFAULT_CACHE, shipped_out_of_fold
 
     _, blended, blend_classes = shipped_out_of_fold(args.data, args.cache or DEFAULT_CACHE)
     ranked_b = ranked_codes(blended, blend_classes)
@@ -125,12 +129,12 @@ def main() -> int:
     out["new_sweep"] = {name: [{k: v for k, v in figures(truth, ranked, confidence, t).items() if k != "confusions"}
                                | {"threshold": t} for t in SWEEP] for name, truth in truths.items()}
 
-    from tender_pipeline.sector_model import get_sector_model
+    from tender_pipeline.enrich.offline import OfflineEnricher
 
-    model = get_sector_model()
-    model.guess_records(hidden[:10])
+    enricher = OfflineEnricher.from_settings(Settings())
+    enricher.sectors(hidden[:10])
     started = time.perf_counter()
-    model.guess_records(hidden)
+    enricher.sectors(hidden)  # what the enrich stage runs: words, the stated type's weight, the threshold
     out["new_ms_per_notice"] = round(1000 * (time.perf_counter() - started) / len(hidden), 3)
     print(json.dumps(out, ensure_ascii=False))
     return 0

@@ -94,7 +94,7 @@ def words_models(code_texts, code_labels, uk, others, folds, cache: Path, needed
     from tender_pipeline.sector_model import SectorModel
     from tender_pipeline.taxonomy import load_taxonomy
 
-    path = cache / "words_models.json"
+    path = cache / f"words_models-type{train.STATED_TYPE_FACTOR}.json"  # the documents' sector lines depend on it
     if path.is_file():
         return json.loads(path.read_text("utf-8"))
     classes = sorted(set(code_labels))
@@ -212,7 +212,20 @@ def shipped_out_of_fold(data: Path, cache: Path = DEFAULT_CACHE) -> tuple[np.nda
         head = train.softmax(test_x @ (q.astype(np.float32) * scale) + bias)
         p_blend[test_idx] = blend(p_words[test_idx], head, train.EMBED_BLEND, "geometric")
     embed.save()
-    return p_words, p_blend, classes
+    return stated_types(uk, p_words, classes), stated_types(uk, p_blend, classes), classes
+
+
+def stated_types(records, probs: np.ndarray, classes: list[str]) -> np.ndarray:
+    """The shipped reading: the division probabilities weighed by the procurement type each notice states
+    (``enrich.offline.given_types``, with the training script's factor)."""
+    from tender_pipeline.enrich.offline import given_types
+    from tender_pipeline.sector_model import SectorModel
+    from tender_pipeline.taxonomy import load_taxonomy
+
+    model = SectorModel()
+    assert list(model.codes) == list(classes), "the shipped model lists other divisions than the folds"
+    model.stated_type_factor = train.STATED_TYPE_FACTOR
+    return given_types(model, load_taxonomy(""), list(records), probs)
 
 
 def main() -> int:

@@ -66,6 +66,8 @@ EMBEDDING = "embedding.npz"
 EMBED_C = 10.0  # bench/sector_embedding_probe.py: C 10, geometric blend weight 0.5 (variant b, the document)
 EMBED_BLEND = 0.5
 EMBED_MAX_ITER = 2000
+STATED_TYPE_FACTOR = 0.3  # a division of another type than the source states is this much less likely
+# (bench/README.md, "stated procurement type": 0.1-0.5 all gain; 0.3 is mild for sources that mislabel)
 
 
 def load_notices(data: Path) -> list[TenderRecord]:
@@ -275,7 +277,8 @@ def write_model(out: Path, vec: Vectorizer, clf, info: dict, embedding: tuple | 
                             intercept=clf.intercept_.astype(np.float32), classes=np.array(clf.classes_))
     manifest = {"model": "sector-linear-words", "weights": WEIGHTS, "divisions": [str(c) for c in clf.classes_],
                 "terms": len(vec.vocabulary),
-                "coef": "int8 (terms, divisions); times coef_scale, one float32 per division", **info}
+                "coef": "int8 (terms, divisions); times coef_scale, one float32 per division",
+                "stated_type_factor": STATED_TYPE_FACTOR, **info}
     checksums = {WEIGHTS: hashlib.sha256(path.read_bytes()).hexdigest()}
     if embedding is not None:
         emb_coef, emb_intercept, entry = embedding

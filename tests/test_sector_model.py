@@ -104,3 +104,26 @@ def test_query_intent_uses_the_same_model_and_only_when_sure():
     assert intent.sector_for("cleaning services for council offices") == load_taxonomy().divisions["90"].label
     assert SectorModel().guess_texts(["Eskom"])[0].confidence < 0.5
     assert intent.sector_for("Eskom") is None  # a name says nothing about what is bought
+
+
+def test_the_procurement_type_a_source_states_weighs_the_divisions_of_that_type():
+    taxonomy = load_taxonomy()
+    enricher = OfflineEnricher(taxonomy, min_confidence=0.2)
+    model = enricher.model
+    assert 0 < model.stated_type_factor < 1  # shipped in the manifest
+
+    def division(category: str) -> str:
+        [call] = enricher.sectors([TenderRecord(tender_id="r", title="Boiler repairs", category=category)])
+        return call.division.code if call.division else ""
+
+    # heating installation work / repair services: the words alone say repair services for both
+    assert (division("Works"), division("Services")) == ("45", "50")
+
+    types = {code: d.procurement_type for code, d in taxonomy.divisions.items()}
+    probs = model.probabilities([["roof", "repair"], ["roof", "repair"]])
+    weighed = model.given_types(probs, [None, "Services"], types)
+    assert np.allclose(weighed[0], probs[0]) and np.isclose(weighed[1].sum(), 1.0)
+    ratio = weighed[1] / probs[1]
+    services = np.array([types[c] == "Services" for c in model.codes])
+    assert np.allclose(ratio[~services] / ratio[services][0], model.stated_type_factor, rtol=1e-4)
+    assert model.given_types(probs, [None, None], types) is probs

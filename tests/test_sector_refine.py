@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 from tender_pipeline import kept, pipeline, staging
+from tender_pipeline.documents import document_text
 from tender_pipeline.embed import get_embedder
+from tender_pipeline.enrich.offline import OfflineEnricher, given_types
 from tender_pipeline.enrich.refine import REFINED, SectorRefiner, apply
 from tender_pipeline.models import UNCLASSIFIED, EnrichedTender, Enrichment, TenderRecord
 from tender_pipeline.sector_model import SectorModel, read_manifest
+from tender_pipeline.sector_model.features import record_terms
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import load_taxonomy
 from tests import stored
@@ -182,3 +185,21 @@ def test_upsert_refuses_rows_the_enrich_stage_wrote_again_after_embed(settings, 
     assert stored.cards(settings)["R-4"]["sector_code"] == next(
         r for r in staging.read_jsonl(staging.location(run) / "enriched.jsonl")
         if r["record"]["tender_id"] == "R-4")[REFINED]["sector_code"]
+
+
+def test_the_refiner_weighs_the_procurement_type_the_source_states_as_the_enricher_does():
+    taxonomy = load_taxonomy()
+    enricher = OfflineEnricher(taxonomy, min_confidence=0.2)
+    records = [TenderRecord(tender_id=c, title="Boiler repairs", category=c) for c in ("Works", "Services")]
+    items = [EnrichedTender(record=r, enrichment=e, content_hash=r.tender_id)
+             for r, e in zip(records, enricher.enrich(records), strict=True)]
+    vectors = np.asarray(get_embedder(Settings(embed_backend="local")).embed_documents(
+        [document_text(it) for it in items]))  # what the embed stage embeds
+    decided = SectorRefiner(taxonomy, 0.2).decide(items, vectors)
+    assert [d["sector_code"] for d in decided if d] == ["45", "50"]
+    assert [d["procurement_type"] for d in decided if d] == ["Works", "Services"]
+    model = enricher.model  # the decision is the blend weighed by the stated type, as the enricher weighs words
+    blended = model.blend(model.probabilities([record_terms(r) for r in records]), vectors)
+    weighed = given_types(model, taxonomy, records, blended)
+    assert [d["sector_confidence"] for d in decided if d] == [round(float(p.max()), 4) for p in weighed]
+    assert not np.allclose(weighed, blended)

@@ -13,8 +13,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 from tender_pipeline.models import UNCLASSIFIED, Enrichment, TenderRecord
 from tender_pipeline.sector_model import SectorGuess, SectorModel, get_sector_model
+from tender_pipeline.sector_model.features import record_terms
 from tender_pipeline.settings import Settings
 from tender_pipeline.taxonomy import Division, Taxonomy, load_taxonomy
 
@@ -120,7 +123,9 @@ class OfflineEnricher:
             found = self.taxonomy.division_of_record(record.cpv_codes)
             calls.append(SectorCall(found, 1.0, found) if found else None)
         missing = [i for i, c in enumerate(calls) if c is None]
-        for i, guess in zip(missing, self.model.guess_records([records[i] for i in missing], top=1), strict=True):
+        todo = [records[i] for i in missing]
+        probs = given_types(self.model, self.taxonomy, todo, self.model.probabilities([record_terms(r) for r in todo]))
+        for i, guess in zip(missing, self.model.ranked(probs, top=1), strict=True):
             calls[i] = SectorCall.of(self.taxonomy, guess, self.min_confidence)
         return [c for c in calls if c is not None]
 
@@ -142,6 +147,13 @@ class OfflineEnricher:
             is_corrigendum=bool(CORRIGENDUM.search(text)),
             enrichment_source="local",
         )
+
+
+def given_types(model: SectorModel, taxonomy: Taxonomy, records: list[TenderRecord], probs: np.ndarray) -> np.ndarray:
+    """The model's division probabilities for ``records``, weighed by the procurement type each source states
+    (``SectorModel.given_types``; the division's type is the taxonomy's)."""
+    return model.given_types(probs, [_explicit_type(r) for r in records],
+                             {code: d.procurement_type for code, d in taxonomy.divisions.items()})
 
 
 def typed(record: TenderRecord, call: SectorCall) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tender_pipeline.enrich.offline import SectorCall, typed
+from tender_pipeline.enrich.offline import SectorCall, given_types, typed
 from tender_pipeline.models import EnrichedTender
 from tender_pipeline.sector_model import SectorModel, get_sector_model
 from tender_pipeline.sector_model.features import record_terms
@@ -60,7 +60,9 @@ class SectorRefiner:
         if not todo:
             return out
         words = self.model.probabilities([record_terms(items[i].record) for i in todo])
-        guesses = self.model.ranked(self.model.blend(words, np.asarray(vectors)[todo]), top=1)
+        blended = self.model.blend(words, np.asarray(vectors)[todo])
+        records = [items[i].record for i in todo]
+        guesses = self.model.ranked(given_types(self.model, self.taxonomy, records, blended), top=1)
         for i, guess in zip(todo, guesses, strict=True):  # the enrich stage's rule, on the blended guess
             call = SectorCall.of(self.taxonomy, guess, self.min_confidence)
             out[i] = {**call.fields(), "subsector": "", **typed(items[i].record, call)}

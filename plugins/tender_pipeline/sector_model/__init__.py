@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class SectorModel:
             self.codes: tuple[str, ...] = tuple(str(c) for c in data["classes"])
         self._index = {t: i for i, t in enumerate(vocabulary)}
         self.embedding: dict = dict(self.manifest.get("embedding") or {})  # the second head's facts, if shipped
+        self.stated_type_factor = float(self.manifest.get("stated_type_factor", 1.0))
         self._head: tuple[np.ndarray, np.ndarray] | None = None
         if self.embedding:
             with np.load(model_dir / self.embedding["weights"], allow_pickle=False) as data:
@@ -114,6 +116,22 @@ class SectorModel:
         w = float(self.embedding.get("weight", 0.5))
         g = np.exp((1 - w) * np.log(words + 1e-9) + w * np.log(self.embedding_probabilities(vectors) + 1e-9))
         return g / g.sum(axis=1, keepdims=True)
+
+    def given_types(self, probs: np.ndarray, stated: Sequence[str | None],
+                    division_types: Mapping[str, str]) -> np.ndarray:
+        """``probs`` with every division of another procurement type than the one the source states (works,
+        supply or services, from its category or notice type) made ``stated_type_factor`` times less likely,
+        renormalised. The words model reads "Services" as one word among the notice's; as a prior it keeps a
+        repair service out of "Construction work" (bench/README.md, "stated procurement type")."""
+        factor = self.stated_type_factor
+        if factor == 1.0 or not any(stated):
+            return probs
+        types = np.array([division_types.get(code, "") for code in self.codes])
+        out = np.array(probs, dtype=np.float32, copy=True)
+        for row, kind in enumerate(stated):
+            if kind:
+                out[row, types != kind] *= factor
+        return out / out.sum(axis=1, keepdims=True)
 
     def ranked(self, probs: np.ndarray, top: int = 3) -> list[SectorGuess]:
         """The ``top`` divisions of each row of ``probs``, most likely first."""
