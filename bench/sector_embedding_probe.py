@@ -19,6 +19,9 @@ embedded code descriptions, hint words (weight ``HINT_WEIGHT``) and the fold's t
   embedding model through its training documents either.
 
 Optionally (``--knn``) the nearest embedded code descriptions vote (cosine^p, top k) and are blended.
+The figures of ``main`` are the heads' own, without the stated procurement type's weight
+(``SectorModel.given_types``); ``shipped_out_of_fold``, which ``bench/enrich_quality.py`` reports as
+``shipped``, applies it as the product does.
 Embeddings and words-model probabilities are cached (``--cache``). Prints JSON.
 
     PYTHONPATH=plugins:. nice -n 10 .venv/bin/python bench/sector_embedding_probe.py --knn
@@ -217,14 +220,15 @@ def shipped_out_of_fold(data: Path, cache: Path = DEFAULT_CACHE) -> tuple[np.nda
 
 def stated_types(records, probs: np.ndarray, classes: list[str]) -> np.ndarray:
     """The shipped reading: the division probabilities weighed by the procurement type each notice states
-    (``enrich.offline.given_types``, with the training script's factor)."""
+    (``enrich.offline.given_types``, with the shipped manifest's factor, which must be the training script's)."""
     from tender_pipeline.enrich.offline import given_types
     from tender_pipeline.sector_model import SectorModel
     from tender_pipeline.taxonomy import load_taxonomy
 
     model = SectorModel()
     assert list(model.codes) == list(classes), "the shipped model lists other divisions than the folds"
-    model.stated_type_factor = train.STATED_TYPE_FACTOR
+    assert model.stated_type_factor == train.STATED_TYPE_FACTOR, (  # the folds' documents used the script's
+        "the shipped manifest's stated_type_factor differs from the training script's: retrain the model")
     return given_types(model, load_taxonomy(""), list(records), probs)
 
 
@@ -283,8 +287,9 @@ def main() -> int:
     code_cols = np.searchsorted(classes, code_labels)
 
     out: dict = {"data": str(args.data), "threshold": threshold, "notices": n, "classes": n_classes,
-                 "embedder": build_embedder(settings).model_id, "words_alone": summary(truths, p_words, classes,
-                                                                                         threshold)}
+                 "embedder": build_embedder(settings).model_id,
+                 "stated_type": "not applied here (the heads' own figures); enrich_quality.py's shipped applies it",
+                 "words_alone": summary(truths, p_words, classes, threshold)}
     lr_probs: dict[str, dict[float, np.ndarray]] = {}
     lr_ms: list[float] = []
     for variant in ("a_text", "b_document"):

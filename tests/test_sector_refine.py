@@ -94,6 +94,20 @@ def test_the_procurement_type_and_summary_follow_the_decided_sector_unless_the_s
     card = apply(guessed, {REFINED: ours}).enrichment
     assert (card.sector_code, card.procurement_type) == ("30", expected)
 
+def test_a_row_decided_before_the_type_followed_the_sector_gets_its_type_when_applied():
+    taxonomy = load_taxonomy()
+    old = item("old", "Supply of laptops and desktop computers")
+    old.enrichment.procurement_type, old.enrichment.summary = "Works", "Works: Supply of laptops"
+    laptops = {"sector": taxonomy.divisions["30"].label, "sector_code": "30", "sector_confidence": 0.6,
+               "subsector": ""}
+    mended = apply(old, {REFINED: laptops}).enrichment
+    expected = taxonomy.divisions["30"].procurement_type
+    assert (mended.sector_code, mended.procurement_type) == ("30", expected) and expected != "Works"
+    assert mended.summary.startswith(f"{expected}: ")
+    unsure = {"sector": UNCLASSIFIED, "sector_code": "", "sector_confidence": 0.1, "subsector": ""}
+    kept = apply(old, {REFINED: unsure}).enrichment  # the row does not say which guess it was
+    assert (kept.sector, kept.procurement_type, kept.summary) == (UNCLASSIFIED, "Works", "Works: Supply of laptops")
+
 def test_only_vectors_of_the_embedder_the_head_was_trained_on_are_read():
     settings = Settings()
     assert SectorRefiner.for_embedder(settings, ONNX_ID, 384) is not None
@@ -156,15 +170,16 @@ def test_the_embed_stage_decides_the_sector_and_upsert_and_rebuilds_store_it(set
     cards = stored.cards(settings)
     for tid, row in rows.items():
         want = row.get(REFINED) or row["enrichment"]
-        assert (cards[tid]["sector_code"], cards[tid]["sector_confidence"]) == (
-            want["sector_code"], want["sector_confidence"]), tid
+        assert (cards[tid]["sector_code"], cards[tid]["sector_confidence"], cards[tid]["procurement_type"],
+                cards[tid]["summary"]) == (want["sector_code"], want["sector_confidence"],
+                                           want["procurement_type"], want["summary"]), tid
     embed_stats = json.loads((staging.location(run) / "embed.json").read_text("utf-8"))
     assert embed_stats["sectors_refined"] == 5
     # a rebuild replays the kept rows: the same cards
     replayed = {tid: meta for ids, metas, _, _ in kept.live_notices(settings)
                 for tid, meta in zip(ids, metas, strict=True)}
     for tid in rows:
-        for key in ("sector", "sector_code", "sector_confidence"):
+        for key in ("sector", "sector_code", "sector_confidence", "procurement_type", "summary"):
             assert replayed[tid][key] == cards[tid][key], (tid, key)
 
 

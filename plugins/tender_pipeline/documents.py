@@ -16,8 +16,9 @@ DESCRIPTION_CHARS = 1500
 
 def document_text(item: EnrichedTender) -> str:
     """The text that is embedded and indexed (never shown as the notice's own words). The embed stage embeds
-    it with the enrich stage's sector; the stores index it with the sector the embed stage decided from the
-    vector (``enrich.refine``), which is also what a card rebuilt from the index says."""
+    it with the enrich stage's sector, procurement type and summary; the stores index it with those the
+    embed stage decided from the vector (``enrich.refine``), which is also what a card rebuilt from the index
+    says."""
     r, e = item.record, item.enrichment
     place = ", ".join(p for p in (r.city, r.region, r.country) if p)
     # an unsure sector is left out: "Unclassified" would steer the embedding and match the word

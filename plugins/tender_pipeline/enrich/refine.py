@@ -74,4 +74,15 @@ def apply(item: EnrichedTender, row: dict[str, Any]) -> EnrichedTender:
     refined = row.get(REFINED)
     if not refined:
         return item
+    if "procurement_type" not in refined:  # decided before the type followed the sector: rebuilds mend it
+        refined = {**refined, **_typed_after(item, refined)}
     return item.model_copy(update={"enrichment": item.enrichment.model_copy(update=refined)})
+
+
+def _typed_after(item: EnrichedTender, refined: dict[str, Any]) -> dict[str, str]:
+    """The type and summary for an older row's decided division; an Unclassified one keeps the enrich stage's
+    (the row does not say which division the unsure guess was)."""
+    division = load_taxonomy().divisions.get(str(refined.get("sector_code") or ""))
+    if division is None:
+        return {}
+    return typed(item.record, SectorCall(division, float(refined.get("sector_confidence", 0.0)), division))
