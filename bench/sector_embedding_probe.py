@@ -222,10 +222,10 @@ def stated_types(records, probs: np.ndarray, classes: list[str]) -> np.ndarray:
     """The shipped reading: the division probabilities weighed by the procurement type each notice states
     (``enrich.offline.given_types``, with the shipped manifest's factor, which must be the training script's)."""
     from tender_pipeline.enrich.offline import given_types
-    from tender_pipeline.sector_model import SectorModel
+    from tender_pipeline.sector_model import get_sector_model
     from tender_pipeline.taxonomy import load_taxonomy
 
-    model = SectorModel()
+    model = get_sector_model()
     assert list(model.codes) == list(classes), "the shipped model lists other divisions than the folds"
     assert model.stated_type_factor == train.STATED_TYPE_FACTOR, (  # the folds' documents used the script's
         "the shipped manifest's stated_type_factor differs from the training script's: retrain the model")

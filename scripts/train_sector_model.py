@@ -246,7 +246,7 @@ def fit_embedding(vectors: np.ndarray, labels: list[str], weights: np.ndarray, c
 
     lr = LogisticRegression(C=c, max_iter=EMBED_MAX_ITER)
     lr.fit(vectors, labels, sample_weight=weights)
-    cols = [list(classes).index(c) for c in lr.classes_]
+    cols = [list(classes).index(code) for code in lr.classes_]
     coef = np.zeros((vectors.shape[1], len(classes)), dtype=np.float32)
     intercept = np.full(len(classes), -1e4, dtype=np.float32)
     coef[:, cols], intercept[cols] = lr.coef_.T, lr.intercept_

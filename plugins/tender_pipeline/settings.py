@@ -158,10 +158,10 @@ class Settings(BaseSettings):
     sector_min_confidence: float = Field(
         0.2, ge=0.0, le=1.0,
         description="Below this confidence (0 to 1) a notice's sector is `Unclassified` (empty `sector_code`), "
-        "from either enricher. With the offline model (words and embedding heads) 0.2 classifies 96 % of the UK "
-        "notices of bench/enrich_quality.py, 79 % of them in one of their CPV divisions (69 % in the first "
-        "code's): below 0.2 its guesses are mostly wrong. A higher value labels fewer notices, more of them "
-        "right (0.3: 87 %, of them 82 %).")
+        "from either enricher. With the offline model (words and embedding heads, weighed by the stated "
+        "procurement type) 0.2 classifies 98 % of the UK notices of bench/enrich_quality.py, 80 % of them in one "
+        "of their CPV divisions (71 % in the first code's): below 0.2 its guesses are mostly wrong. A higher "
+        "value labels fewer notices, more of them right (0.3: 90 %, of them 84 %).")
     local_embedder: LocalEmbedderKind = Field(
         "onnx",
         description="Engine of the local embedder: `onnx` (ONNX Runtime, int8, no torch) or `torch` "

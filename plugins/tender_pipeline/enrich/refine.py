@@ -59,13 +59,13 @@ class SectorRefiner:
         todo = [i for i, item in enumerate(items) if self.applies(item)]
         if not todo:
             return out
-        words = self.model.probabilities([record_terms(items[i].record) for i in todo])
-        blended = self.model.blend(words, np.asarray(vectors)[todo])
         records = [items[i].record for i in todo]
+        words = self.model.probabilities([record_terms(r) for r in records])
+        blended = self.model.blend(words, np.asarray(vectors)[todo])
         guesses = self.model.ranked(given_types(self.model, self.taxonomy, records, blended), top=1)
-        for i, guess in zip(todo, guesses, strict=True):  # the enrich stage's rule, on the blended guess
+        for i, record, guess in zip(todo, records, guesses, strict=True):  # the enrich stage's rule, blended
             call = SectorCall.of(self.taxonomy, guess, self.min_confidence)
-            out[i] = {**call.fields(), "subsector": "", **typed(items[i].record, call)}
+            out[i] = {**call.fields(), "subsector": "", **typed(record, call)}
         return out
 
 
