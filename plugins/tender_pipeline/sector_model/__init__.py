@@ -127,10 +127,9 @@ class SectorModel:
         if factor == 1.0 or not any(stated):
             return probs
         types = np.array([division_types.get(code, "") for code in self.codes])
-        out = np.array(probs, dtype=np.float32, copy=True)
-        for row, kind in enumerate(stated):
-            if kind:
-                out[row, types != kind] *= factor
+        kinds = np.array([kind or "" for kind in stated])[:, None]  # '' where the source states none
+        other = (kinds != "") & (types[None, :] != kinds)
+        out = np.where(other, np.asarray(probs, dtype=np.float32) * np.float32(factor), probs).astype(np.float32)
         return out / out.sum(axis=1, keepdims=True)
 
     def ranked(self, probs: np.ndarray, top: int = 3) -> list[SectorGuess]:
